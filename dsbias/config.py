@@ -1,0 +1,537 @@
+"""Typed configuration: dataclasses loaded from YAML, with ``a.b=value`` and ``group=name`` overrides.
+
+A config is a tree of dataclasses (:class:`Config` at the root). It is built in layers, each one a YAML
+mapping merged onto the current tree:
+
+1. the dataclass defaults,
+2. the script's default file (e.g. ``configs/pretrain.yaml``) or ``--config FILE``,
+3. command-line overrides, in order.
+
+Inside any layer, a *string* where a section (a dataclass) is expected names a group file:
+``data: toy`` loads ``configs/data/toy.yaml`` into ``data``; ``data: my/data.yaml`` loads that file.
+On the command line ``data=toy`` does the same and ``optim.blr=1e-3`` sets one value (parsed as YAML).
+
+Every key is checked against the dataclass fields and every value against the field's type; an error names
+the key and the file (or ``command line``) it came from, in one line. The resolved tree is written to the run
+dir as ``config.yaml`` and loads back to an equal object (:func:`load_config`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+logger = logging.getLogger(__name__)
+
+
+class ConfigError(ValueError):
+    """A config key or value is wrong; the message names the key and where it came from."""
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Sections
+# ----------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class SourceConfig:
+    """One named image collection.
+
+    Attributes:
+        name: Source name, shown in every table (e.g. ``yfcc``).
+        kind: ``folder`` (all images under ``path``, recursively) or ``toy`` (procedural, no files).
+        path: Root directory (``folder``).
+        bias: Toy only: strength of this source's capture signature; 0 makes all toy sources identical.
+        signature: Toy only: which capture effects carry the signature
+            (``color``, ``noise``, ``blur``, ``jpeg``, ``size``).
+        signature_id: Toy only: which signature this source gets; default = its rank among toy sources.
+        native_size: Toy only: side of the rendered image in pixels; 0 means ``data.image_size``.
+    """
+
+    name: str = ""
+    kind: str = "folder"
+    path: str | None = None
+    bias: float = 0.5
+    signature: list[str] = field(default_factory=lambda: ["color", "noise", "blur", "jpeg"])
+    signature_id: int | None = None
+    native_size: int = 0
+
+
+@dataclass
+class SplitCounts:
+    """Images per source in each split."""
+
+    train: int = 1000
+    val: int = 100
+
+
+@dataclass
+class DataConfig:
+    """A mix of sources with a seeded, balanced, disjoint train/val split.
+
+    Attributes:
+        sources: The sources; their order gives the source ids (0..S-1).
+        per_source: Images drawn per source and split (equal by default, so chance = 1/S).
+        image_size: Side of the square network input.
+        crop_pct: Eval transform: resize the shorter side to ``image_size / crop_pct``, then center-crop.
+        seed: Seed of the sampling and of the train/val split.
+        pseudo: If K > 0, the single source is cut into K disjoint random pseudo-sources (Liu & He Table 6).
+        allow_fewer: A source with fewer usable images than asked gives all it has (and says so)
+            instead of stopping the run.
+        max_pixels: Images with more pixels are skipped as decompression bombs.
+        num_workers: DataLoader worker processes per training process.
+    """
+
+    sources: list[SourceConfig] = field(default_factory=list)
+    per_source: SplitCounts = field(default_factory=SplitCounts)
+    image_size: int = 64
+    crop_pct: float = 0.875
+    seed: int = 0
+    pseudo: int = 0
+    allow_fewer: bool = False
+    max_pixels: int = 100_000_000
+    num_workers: int = 2
+
+
+@dataclass
+class ModelConfig:
+    """The backbone: a stock timm (or torchvision) model.
+
+    Attributes:
+        name: timm model name (or ``torchvision.<name>``).
+        kwargs: Extra keyword arguments for ``timm.create_model`` (e.g. ``img_size``, ``patch_size``).
+        pool: Feature pooling for extraction: ``token`` (cls token) or ``avg``.
+        weights: Optional local weights file to initialise from (never downloaded).
+    """
+
+    name: str = "vit_tiny_patch16_224"
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    pool: str = "token"
+    weights: str | None = None
+
+
+@dataclass
+class MAEConfig:
+    """Masked autoencoder (He et al. 2022)."""
+
+    mask_ratio: float = 0.75
+    norm_pix_loss: bool = True
+    decoder_dim: int = 128
+    decoder_depth: int = 2
+    decoder_heads: int = 4
+    min_scale: float = 0.2
+
+
+@dataclass
+class MoCoV3Config:
+    """MoCo v3 (Chen, Xie & He 2021)."""
+
+    temperature: float = 0.2
+    momentum: float = 0.99
+    proj_hidden_dim: int = 1024
+    proj_dim: int = 256
+    pred_hidden_dim: int = 1024
+    min_scale: float = 0.08
+
+
+@dataclass
+class SupervisedConfig:
+    """End-to-end source classification (the paper's headline experiment)."""
+
+    label_smoothing: float = 0.1
+
+
+@dataclass
+class MethodConfig:
+    """Which method trains the backbone, and each method's settings."""
+
+    name: Literal["mae", "mocov3", "supervised"] = "mae"
+    mae: MAEConfig = field(default_factory=MAEConfig)
+    mocov3: MoCoV3Config = field(default_factory=MoCoV3Config)
+    supervised: SupervisedConfig = field(default_factory=SupervisedConfig)
+
+
+@dataclass
+class OptimConfig:
+    """Optimiser and learning-rate schedule.
+
+    Attributes:
+        name: ``adamw`` (the only one the recipes use).
+        blr: Base learning rate; the used lr is ``blr * global_batch / 256`` unless ``lr`` is set.
+        lr: Absolute learning rate (overrides ``blr``).
+        betas: AdamW betas.
+        weight_decay: Applied to weights only (no decay on norms, biases, tokens, position embeddings).
+        warmup_samples: Linear warmup length in samples seen.
+        min_lr: Floor of the cosine decay.
+        clip_grad: Max gradient norm (0 disables clipping).
+    """
+
+    name: str = "adamw"
+    blr: float = 1.5e-4
+    lr: float | None = None
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.95])
+    weight_decay: float = 0.05
+    warmup_samples: int = 0
+    min_lr: float = 0.0
+    clip_grad: float = 0.0
+
+
+@dataclass
+class TrainConfig:
+    """Training length, batch and devices.
+
+    Attributes:
+        samples: Training length in samples seen (independent of the data size, as in Liu & He).
+        batch_size: Global batch per optimiser step (split over processes, reached with accumulation).
+        grad_accum: Gradient accumulation steps per optimiser step.
+        mixed_precision: ``no``, ``bf16`` or ``fp16`` (Accelerate).
+        seed: Seed of model init and augmentation.
+        log_every: Steps between log lines.
+        save_every: Steps between resumable checkpoints (0: only at the end).
+        compile: ``torch.compile`` the model (off: costly on small CPUs).
+        log_with: Accelerate trackers (e.g. ``[tensorboard]``); empty for none.
+        extract: Write features to ``<run>/features`` at the end of training.
+    """
+
+    samples: int = 30_000
+    batch_size: int = 128
+    grad_accum: int = 1
+    mixed_precision: str = "no"
+    seed: int = 0
+    log_every: int = 10
+    save_every: int = 0
+    compile: bool = False
+    log_with: list[str] = field(default_factory=list)
+    extract: bool = True
+
+
+@dataclass
+class Config:
+    """The whole run: data, backbone, method, optimiser and training length."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    method: MethodConfig = field(default_factory=MethodConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    out: str = "out"
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Group files
+# ----------------------------------------------------------------------------------------------------------
+
+
+def config_dirs() -> list[Path]:
+    """Where group files (``configs/<group>/<name>.yaml``) are looked up, in order.
+
+    ``$DSBIAS_CONFIGS`` first, then ``./configs``, then the ``configs/`` beside the installed package
+    (a source checkout).
+    """
+    dirs = []
+    if os.environ.get("DSBIAS_CONFIGS"):
+        dirs.append(Path(os.environ["DSBIAS_CONFIGS"]))
+    dirs.append(Path.cwd() / "configs")
+    dirs.append(Path(__file__).resolve().parent.parent / "configs")
+    return dirs
+
+
+def resolve_group_file(group: str, name: str) -> Path:
+    """Find the YAML file a ``group=name`` selects.
+
+    Args:
+        group: Dotted section name (``data``, ``method``...); its last part is the folder under ``configs/``.
+        name: A preset name (``toy``) or a path to a YAML file.
+
+    Returns:
+        The path of the file.
+
+    Raises:
+        ConfigError: No such preset or file.
+    """
+    if name.endswith((".yaml", ".yml")) or os.sep in name:
+        path = Path(name).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"{group}={name}: no such file")
+        return path
+    folder = group.split(".")[-1]
+    for d in config_dirs():
+        path = d / folder / f"{name}.yaml"
+        if path.is_file():
+            return path
+    tried = ", ".join(str(d / folder) for d in config_dirs())
+    raise ConfigError(f"{group}={name}: no preset '{name}.yaml' in {tried}")
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML mapping; an empty file is an empty mapping."""
+    try:
+        with open(path) as f:
+            data = yaml.safe_load(f)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read ({e.strerror})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top, got {type(data).__name__}")
+    return data
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Typed merge
+# ----------------------------------------------------------------------------------------------------------
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _coerce(value: Any, tp: Any, key: str, origin: str) -> Any:
+    """Check ``value`` against the annotation ``tp`` and convert where lossless (int -> float, list -> tuple)."""
+    o = typing.get_origin(tp)
+    args = typing.get_args(tp)
+
+    def fail() -> ConfigError:
+        return ConfigError(
+            f"{key}: expected {_type_name(tp)}, got {type(value).__name__} {value!r} (from {origin})"
+        )
+
+    if tp is Any:
+        return value
+    if o in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _coerce(value, a, key, origin)
+            except ConfigError:
+                continue
+        raise fail()
+    if o is Literal:
+        if value not in args:
+            raise ConfigError(f"{key}: expected one of {list(args)}, got {value!r} (from {origin})")
+        return value
+    if o is list:
+        if not isinstance(value, list | tuple):
+            raise fail()
+        return [_coerce(v, args[0], f"{key}[{i}]", origin) for i, v in enumerate(value)]
+    if o is dict:
+        if not isinstance(value, dict):
+            raise fail()
+        return {str(k): _coerce(v, args[1], f"{key}.{k}", origin) for k, v in value.items()}
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise fail()
+        return merge(tp(), value, origin, prefix=key)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise fail()
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise fail()
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise fail()
+        return float(value)
+    if tp is str:
+        if origin == "command line" and isinstance(value, int | float) and not isinstance(value, bool):
+            return str(value)  # `out=2024` on a command line means the text
+        if not isinstance(value, str):
+            raise fail()
+        return value
+    raise ConfigError(f"{key}: unsupported field type {tp}")
+
+
+def merge(obj: Any, data: dict[str, Any], origin: str, prefix: str = "") -> Any:
+    """Return a copy of dataclass ``obj`` with the mapping ``data`` merged in, checked against its types.
+
+    Nested sections merge key by key; a string given for a section loads that group's preset file.
+
+    Args:
+        obj: A dataclass instance (not modified).
+        data: Mapping of field names to values.
+        origin: Where ``data`` came from, for error messages (a file path or ``command line``).
+        prefix: Dotted key of ``obj`` inside the root config.
+
+    Raises:
+        ConfigError: An unknown key, a wrong type, or a missing preset.
+    """
+    hints = typing.get_type_hints(type(obj))
+    names = {f.name for f in dataclasses.fields(obj)}
+    changes = {}
+    for k, v in data.items():
+        key = f"{prefix}.{k}" if prefix else str(k)
+        if k not in names:
+            raise ConfigError(f"unknown key '{key}' (from {origin}); known: {', '.join(sorted(names))}")
+        tp = hints[k]
+        current = getattr(obj, k)
+        if dataclasses.is_dataclass(tp):
+            if isinstance(v, str):
+                path = resolve_group_file(key, v)
+                changes[k] = merge(current, read_yaml(path), str(path), prefix=key)
+            elif isinstance(v, dict):
+                changes[k] = merge(current, v, origin, prefix=key)
+            else:
+                raise ConfigError(
+                    f"{key}: expected a mapping or a preset name, got {type(v).__name__} (from {origin})"
+                )
+        else:
+            changes[k] = _coerce(v, tp, key, origin)
+    return dataclasses.replace(obj, **changes)
+
+
+def apply_override(cfg: Config, override: str) -> Config:
+    """Apply one command-line override: ``a.b=value`` (value parsed as YAML) or ``group=name``."""
+    if "=" not in override:
+        raise ConfigError(f"override '{override}': expected key=value")
+    key, raw = override.split("=", 1)
+    key = key.strip()
+    if not key:
+        raise ConfigError(f"override '{override}': empty key")
+    try:
+        value = yaml.safe_load(raw) if raw != "" else ""
+    except yaml.YAMLError:
+        value = raw  # e.g. a path with a colon: keep it as text
+    # Build the nested mapping {a: {b: value}} and merge it like a file.
+    data: dict[str, Any] = {}
+    node = data
+    parts = key.split(".")
+    for p in parts[:-1]:
+        node = node.setdefault(p, {})
+    node[parts[-1]] = value
+    return merge(cfg, data, "command line")
+
+
+def load_config(
+    path: str | Path | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+    base: Config | None = None,
+) -> Config:
+    """Build a config from defaults, an optional YAML file and overrides.
+
+    Args:
+        path: YAML file with any of the sections (a section may be a preset name).
+        overrides: ``a.b=value`` or ``group=name`` strings, applied in order.
+        base: Start from this config instead of the defaults.
+
+    Returns:
+        The resolved, type-checked :class:`Config`.
+    """
+    cfg = base if base is not None else Config()
+    if path is not None:
+        cfg = merge(cfg, read_yaml(path), str(path))
+    for o in overrides:
+        cfg = apply_override(cfg, o)
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: Config) -> None:
+    """Cross-field checks that types alone cannot express."""
+    d = cfg.data
+    if not d.sources:
+        raise ConfigError("data.sources: no sources given (use data=toy or a data config file)")
+    names = [s.name for s in d.sources]
+    for i, s in enumerate(d.sources):
+        if not s.name:
+            raise ConfigError(f"data.sources[{i}].name: empty")
+        if s.kind == "folder" and not s.path:
+            raise ConfigError(f"data.sources[{i}].path: a folder source needs a path")
+    if len(set(names)) != len(names):
+        raise ConfigError(f"data.sources: duplicate names {names}")
+    if d.pseudo and len(d.sources) != 1:
+        raise ConfigError(f"data.pseudo={d.pseudo}: needs exactly one source, got {len(d.sources)}")
+    if d.pseudo == 1 or d.pseudo < 0:
+        raise ConfigError(f"data.pseudo={d.pseudo}: use 0 (off) or K >= 2")
+    if not d.pseudo and len(d.sources) < 2:
+        raise ConfigError("data.sources: need at least two sources (or data.pseudo >= 2)")
+    if d.per_source.train < 1 or d.per_source.val < 0:
+        raise ConfigError("data.per_source: train must be >= 1 and val >= 0")
+    if d.image_size < 8:
+        raise ConfigError(f"data.image_size={d.image_size}: too small")
+    if not 0 < d.crop_pct <= 1:
+        raise ConfigError(f"data.crop_pct={d.crop_pct}: must be in (0, 1]")
+    if cfg.train.batch_size < 1 or cfg.train.grad_accum < 1:
+        raise ConfigError("train.batch_size and train.grad_accum must be >= 1")
+    if cfg.train.mixed_precision not in ("no", "bf16", "fp16"):
+        raise ConfigError(f"train.mixed_precision={cfg.train.mixed_precision!r}: use no, bf16 or fp16")
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """The config as plain YAML-safe data (what ``config.yaml`` holds)."""
+    return dataclasses.asdict(cfg)
+
+
+def dump_yaml(cfg: Any) -> str:
+    """The config as YAML text, keys in declaration order."""
+    return yaml.safe_dump(to_dict(cfg), sort_keys=False, default_flow_style=None, width=110)
+
+
+def config_from_cli(
+    argv: list[str] | None = None,
+    default_config: str | Path | None = None,
+    description: str = "",
+    add_arguments: typing.Callable[[typing.Any], None] | None = None,
+) -> tuple[Config, typing.Any]:
+    """Parse ``[--config FILE] [--out DIR] [overrides...]`` into a :class:`Config`.
+
+    Args:
+        argv: Arguments (default ``sys.argv[1:]``).
+        default_config: Preset file used when ``--config`` is not given: a path, or a name looked up with
+            :func:`resolve_group_file` as ``<group>/<name>`` (e.g. ``"pretrain"`` -> ``configs/pretrain.yaml``).
+        description: Shown by ``--help``.
+        add_arguments: Adds script-specific flags to the parser.
+
+    Returns:
+        The config and the parsed argparse namespace (for script-specific flags).
+    """
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(
+        description=description,
+        epilog="overrides: a.b=value (YAML value) or group=name (configs/<group>/<name>.yaml or a file)",
+    )
+    parser.add_argument("--config", help="YAML config file (default: %(default)s)", default=None)
+    parser.add_argument("--out", help="run directory (overrides the config's 'out')", default=None)
+    if add_arguments is not None:
+        add_arguments(parser)
+    parser.add_argument("overrides", nargs="*", help="key=value or group=name")
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    path = args.config
+    if path is None and default_config is not None:
+        path = find_preset(default_config)
+    overrides = list(args.overrides)
+    if args.out is not None:
+        overrides.append(f"out={args.out}")
+    try:
+        cfg = load_config(path, overrides)
+    except ConfigError as e:
+        parser.exit(2, f"config error: {e}\n")
+    return cfg, args
+
+
+def find_preset(name: str | Path) -> Path:
+    """A top-level preset (``configs/<name>.yaml``) or an existing file path."""
+    p = Path(name)
+    if p.suffix in (".yaml", ".yml") and p.is_file():
+        return p
+    for d in config_dirs():
+        cand = d / f"{name}.yaml"
+        if cand.is_file():
+            return cand
+    raise ConfigError(f"preset '{name}': not found in {', '.join(map(str, config_dirs()))}")

@@ -1,0 +1,57 @@
+"""The mixed dataset: manifest rows of one split -> ``(image(s), source_id, index)``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from dsbias.config import DataConfig
+from dsbias.data.decode import DecodeError
+from dsbias.data.manifest import Manifest
+from dsbias.data.sources import Source, create_sources
+
+
+class MixedDataset(Dataset):
+    """Images of one split of a manifest, each with its source label and manifest row.
+
+    ``__getitem__(i)`` returns ``(views, source_id, index)``: ``views`` is whatever ``transform`` makes of the
+    RGB image (a tensor, or a list of tensors for multi-view methods), ``source_id`` an int64 label and
+    ``index`` the manifest row, carried end to end so features are written by row, whatever the sampler.
+    """
+
+    def __init__(
+        self,
+        manifest: Manifest,
+        split: str,
+        transform: Callable[[Any], Any],
+        readers: dict[str, Source],
+    ) -> None:
+        self.rows = [manifest.rows[i] for i in manifest.split_indices(split)]
+        self.index = np.array([r["index"] for r in self.rows], dtype=np.int64)
+        self.labels = np.array([r["source_id"] for r in self.rows], dtype=np.int64)
+        self.sources = manifest.sources
+        self.split = split
+        self.transform = transform
+        self.readers = readers
+
+    @classmethod
+    def from_config(cls, manifest: Manifest, split: str, transform: Callable, data: DataConfig) -> MixedDataset:
+        """Build the readers from the data config the manifest was drawn with."""
+        return cls(manifest, split, transform, create_sources(data))
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int) -> tuple[Any, torch.Tensor, torch.Tensor]:
+        row = self.rows[i]
+        try:
+            img, _ = self.readers[row["origin"]].read(row["item"])
+        except DecodeError as e:
+            # It decoded when the manifest was drawn: the file changed since. Never substitute an image.
+            raise RuntimeError(f"{row['origin']}: {row['item']} no longer decodes ({e}); "
+                               "rebuild the manifest") from None
+        return self.transform(img), torch.tensor(row["source_id"]), torch.tensor(row["index"])

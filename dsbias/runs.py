@@ -1,0 +1,187 @@
+"""The run-directory contract: file names, atomic writes, JSON-lines logs and provenance.
+
+A run dir holds ``config.yaml``, ``provenance.json``, ``log.jsonl``, ``manifest.jsonl`` (+ ``manifest.json``),
+``state/`` (resumable training state), ``backbone.safetensors`` + ``backbone.json`` and ``features/``.
+Every file is written to a temporary name in the same folder and renamed into place, so a crash never
+leaves a half-written file where a finished one is expected.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+@contextmanager
+def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success it is renamed to ``path``, on error removed.
+
+    Args:
+        path: Final destination.
+        suffix: Suffix of the temporary file (some writers, like ``np.save``, insist on one).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix + ".tmp", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def write_text(path: str | Path, text: str) -> None:
+    """Atomically write a text file."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def write_json(path: str | Path, obj: Any) -> None:
+    """Atomically write ``obj`` as indented JSON."""
+    write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def read_json(path: str | Path) -> Any:
+    """Read a JSON file."""
+    with open(path) as f:
+        return json.load(f)
+
+
+def save_npy(path: str | Path, array: np.ndarray) -> None:
+    """Atomically write one ``.npy`` array."""
+    with atomic_path(path, suffix=".npy") as tmp:
+        np.save(tmp, array)
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+class JsonlLog:
+    """Append-only JSON-lines log (one object per line, flushed per record)."""
+
+    def __init__(self, path: str | Path, enabled: bool = True) -> None:
+        self.path = Path(path)
+        self.enabled = enabled
+
+    def write(self, **record: Any) -> None:
+        """Append one record, stamped with wall time."""
+        if not self.enabled:
+            return
+        record = {"time": round(time.time(), 3), **record}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+
+    def read(self) -> list[dict[str, Any]]:
+        """All records so far."""
+        if not self.path.exists():
+            return []
+        with open(self.path) as f:
+            return [json.loads(line) for line in f if line.strip()]
+
+
+@dataclass(frozen=True)
+class RunDir:
+    """Paths of one run directory (nothing is created until written)."""
+
+    root: Path
+
+    @classmethod
+    def at(cls, path: str | Path) -> RunDir:
+        return cls(Path(path))
+
+    @property
+    def config(self) -> Path:
+        return self.root / "config.yaml"
+
+    @property
+    def provenance(self) -> Path:
+        return self.root / "provenance.json"
+
+    @property
+    def log(self) -> Path:
+        return self.root / "log.jsonl"
+
+    @property
+    def manifest(self) -> Path:
+        return self.root / "manifest.jsonl"
+
+    @property
+    def manifest_summary(self) -> Path:
+        return self.root / "manifest.json"
+
+    @property
+    def state(self) -> Path:
+        return self.root / "state"
+
+    @property
+    def backbone_weights(self) -> Path:
+        return self.root / "backbone.safetensors"
+
+    @property
+    def backbone_meta(self) -> Path:
+        return self.root / "backbone.json"
+
+    @property
+    def features(self) -> Path:
+        return self.root / "features"
+
+
+def git_sha() -> dict[str, Any]:
+    """The git commit of the dsbias source tree and whether it has uncommitted changes (if in a checkout)."""
+    here = Path(__file__).resolve().parent.parent
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=here, capture_output=True, text=True, timeout=5,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return {"sha": None, "dirty": None}
+    return {"sha": sha or None, "dirty": bool(dirty) if sha else None}
+
+
+def provenance() -> dict[str, Any]:
+    """Where and with what a run was made: command, git state, package versions, host."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    versions = {}
+    for pkg in ("dsbias", "torch", "torchvision", "timm", "lightly", "accelerate", "faiss-cpu",
+                "faiss-gpu", "scikit-learn", "numpy", "pillow"):
+        try:
+            versions[pkg] = version(pkg)
+        except PackageNotFoundError:
+            continue
+    return {
+        "command": [sys.executable, *sys.argv],
+        "git": git_sha(),
+        "versions": versions,
+        "python": platform.python_version(),
+        "host": platform.node(),
+        "platform": platform.platform(),
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
