@@ -108,13 +108,13 @@ class ModelConfig:
     Attributes:
         name: timm model name (or ``torchvision.<name>``).
         kwargs: Extra keyword arguments for ``timm.create_model`` (e.g. ``img_size``, ``patch_size``).
-        pool: Feature pooling for extraction: ``token`` (cls token) or ``avg``.
+        pool: timm ``global_pool`` (``token`` = cls token, ``avg``...); empty keeps the model default.
         weights: Optional local weights file to initialise from (never downloaded).
     """
 
     name: str = "vit_tiny_patch16_224"
     kwargs: dict[str, Any] = field(default_factory=dict)
-    pool: str = "token"
+    pool: str = ""
     weights: str | None = None
 
 

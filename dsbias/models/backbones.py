@@ -1,0 +1,133 @@
+"""Backbones: stock timm (or torchvision) models that map images ``[B, 3, H, W]`` to features ``[B, D]``.
+
+A trained backbone is exported as two files: ``backbone.safetensors`` (the plain ``state_dict``, no pickle)
+and ``backbone.json`` (how to rebuild it: library, name, kwargs, pooling, input size, normalisation, source
+names). :func:`load_backbone` rebuilds the model from the JSON and loads the weights strictly, so a key
+that is missing or unexpected is an error, never silently ignored.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import safetensors.torch
+import timm
+import torch
+from torch import nn
+
+from dsbias.config import ModelConfig
+from dsbias.runs import atomic_path, read_json, write_json
+
+logger = logging.getLogger(__name__)
+BACKBONE_FORMAT_VERSION = 1
+
+
+def _timm_kwargs(model: ModelConfig, image_size: int) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {"num_classes": 0, **model.kwargs}
+    if model.pool:
+        kwargs["global_pool"] = model.pool
+    return kwargs
+
+
+def create_backbone(model: ModelConfig, image_size: int) -> nn.Module:
+    """Build a randomly initialised backbone whose forward returns pooled features ``[B, D]``.
+
+    ViT-style timm models get ``img_size=image_size`` unless the config sets it. Nothing is downloaded:
+    ``pretrained=False``; ``model.weights`` (a local file) is loaded strictly when given.
+
+    Args:
+        model: Model config (timm name, kwargs, pooling, optional local weights).
+        image_size: Network input side.
+
+    Returns:
+        The backbone, with ``num_features`` (D) and ``dsbias_spec`` (what :func:`save_backbone` records).
+    """
+    if model.name.startswith("torchvision."):
+        from dsbias.models.torchvision_backbones import create_torchvision_backbone
+
+        net, spec = create_torchvision_backbone(model, image_size)
+    else:
+        kwargs = _timm_kwargs(model, image_size)
+        if "img_size" not in kwargs:
+            try:
+                net = timm.create_model(model.name, pretrained=False, img_size=image_size, **kwargs)
+                kwargs["img_size"] = image_size
+            except TypeError:  # a model without an input-size argument (CNNs): any size works
+                net = timm.create_model(model.name, pretrained=False, **kwargs)
+        else:
+            net = timm.create_model(model.name, pretrained=False, **kwargs)
+        spec = {"library": "timm", "name": model.name, "kwargs": kwargs}
+    if model.weights:
+        load_weights(net, model.weights)
+    net.dsbias_spec = spec  # type: ignore[assignment]
+    return net
+
+
+def load_weights(net: nn.Module, path: str | Path) -> None:
+    """Load a local ``.safetensors`` (or weights-only ``.pth``) file strictly into ``net``.
+
+    Raises:
+        FileNotFoundError: No such file.
+        ValueError: Missing or unexpected keys (listed, at most 5 each).
+    """
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"model.weights: {path} does not exist")
+    if path.suffix == ".safetensors":
+        state = safetensors.torch.load_file(str(path))
+    else:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        for key in ("model", "state_dict"):  # common wrappers (MAE: "model"; MoCo: "state_dict")
+            if isinstance(state, dict) and key in state and isinstance(state[key], dict):
+                state = state[key]
+    result = net.load_state_dict(state, strict=False)
+    # Only the classifier may be absent: num_classes=0 removes it, so its keys are unexpected here.
+    unexpected = [k for k in result.unexpected_keys if not k.startswith(("head.", "fc.", "classifier."))]
+    if result.missing_keys or unexpected:
+        raise ValueError(
+            f"model.weights {path}: missing keys {result.missing_keys[:5]}, unexpected keys {unexpected[:5]}"
+        )
+
+
+def save_backbone(run_root: str | Path, net: nn.Module, meta: dict[str, Any]) -> None:
+    """Write ``backbone.safetensors`` and ``backbone.json`` (JSON last: it marks the export complete).
+
+    Args:
+        run_root: Run directory.
+        net: The backbone (unwrapped: no DDP/compile prefixes).
+        meta: Extra fields for the JSON (image_size, mean, std, crop_pct, sources, method...).
+    """
+    run_root = Path(run_root)
+    state = {k: v.detach().cpu().contiguous().clone() for k, v in net.state_dict().items()}
+    with atomic_path(run_root / "backbone.safetensors", suffix=".safetensors") as tmp:
+        safetensors.torch.save_file(state, str(tmp))
+    spec = getattr(net, "dsbias_spec", None)
+    assert spec is not None, "backbone was not built by create_backbone"
+    dim = int(getattr(net, "num_features", 0)) or None
+    write_json(run_root / "backbone.json",
+               {"format_version": BACKBONE_FORMAT_VERSION, **spec, "dim": dim, **meta})
+
+
+def load_backbone(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild a backbone from a run dir (or a ``backbone.json`` path) and load its weights strictly.
+
+    Returns:
+        The backbone in eval mode and its ``backbone.json`` contents.
+    """
+    path = Path(path)
+    meta_path = path if path.suffix == ".json" else path / "backbone.json"
+    if not meta_path.is_file():
+        raise FileNotFoundError(f"{meta_path}: no exported backbone (did training finish?)")
+    meta = read_json(meta_path)
+    if meta["library"] == "timm":
+        net = timm.create_model(meta["name"], pretrained=False, **meta["kwargs"])
+    else:
+        from dsbias.models.torchvision_backbones import rebuild_torchvision_backbone
+
+        net = rebuild_torchvision_backbone(meta)
+    state = safetensors.torch.load_file(str(meta_path.with_name("backbone.safetensors")))
+    net.load_state_dict(state, strict=True)
+    net.dsbias_spec = {k: meta[k] for k in ("library", "name", "kwargs")}  # type: ignore[assignment]
+    return net.eval(), meta
