@@ -120,7 +120,16 @@ class ModelConfig:
 
 @dataclass
 class MAEConfig:
-    """Masked autoencoder (He et al. 2022)."""
+    """Masked autoencoder (He et al. 2022).
+
+    Attributes:
+        mask_ratio: Fraction of patches masked per image (0.75 in MAE).
+        norm_pix_loss: Targets are per-patch normalised pixels (mean/var of each patch, eps 1e-6).
+        decoder_dim: Decoder width (MAE ViT-B: 512).
+        decoder_depth: Decoder blocks (MAE: 8; 1-2 are enough for linear-probe features at small scale).
+        decoder_heads: Decoder attention heads.
+        min_scale: Lower bound of the RandomResizedCrop area scale (MAE: 0.2).
+    """
 
     mask_ratio: float = 0.75
     norm_pix_loss: bool = True
@@ -132,7 +141,17 @@ class MAEConfig:
 
 @dataclass
 class MoCoV3Config:
-    """MoCo v3 (Chen, Xie & He 2021)."""
+    """MoCo v3 (Chen, Xie & He 2021).
+
+    Attributes:
+        temperature: InfoNCE temperature T (the loss is scaled by 2T).
+        momentum: Start of the cosine momentum schedule (rises to 1 at the last step).
+        proj_hidden_dim: Projector hidden width (v3: 4096).
+        proj_dim: Output width of projector and predictor (v3: 256).
+        pred_hidden_dim: Predictor hidden width (v3: 4096).
+        min_scale: Lower bound of the RandomResizedCrop area scale (v3: 0.08).
+        stop_grad_conv1: ViT only: keep the random patch projection frozen (v3's ``--stop-grad-conv1``).
+    """
 
     temperature: float = 0.2
     momentum: float = 0.99
@@ -140,6 +159,7 @@ class MoCoV3Config:
     proj_dim: int = 256
     pred_hidden_dim: int = 1024
     min_scale: float = 0.08
+    stop_grad_conv1: bool = True
 
 
 @dataclass
