@@ -9,6 +9,7 @@ import logging
 from typing import Any
 
 from accelerate import Accelerator
+from accelerate.utils import set_seed
 from torch import nn
 
 from dsbias.config import Config, ConfigError, dump_yaml, load_config, to_dict
@@ -98,6 +99,7 @@ def main(cfg: Config) -> dict[str, Any]:
     # ============ data ============
     manifest = build_data(cfg, run, accelerator)
     # ============ method ============
+    set_seed(cfg.train.seed)  # the same initial weights in every run (reruns and resumes compare exactly)
     method = create_method(cfg, len(manifest.sources))
     dataset = MixedDataset.from_config(manifest, "train", method.create_train_transform(), cfg.data)
     # ============ training ============

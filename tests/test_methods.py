@@ -151,3 +151,29 @@ def test_train_transforms_give_the_views_each_method_expects():
     views = create_method(tiny_cfg("mocov3"), 3).create_train_transform()(img)
     assert len(views) == 2 and all(v.shape == (3, 32, 32) for v in views)
     assert not torch.equal(views[0], views[1])
+
+
+def _two_process_gather(full_k, full_q):
+    from accelerate import Accelerator
+
+    from dsbias.methods.mocov3 import gather_keys
+
+    acc = Accelerator(cpu=True)
+    rank, b = acc.process_index, full_k.shape[0] // 2
+    assert acc.num_processes == 2
+    k_all, r = gather_keys(full_k[rank * b:(rank + 1) * b])
+    assert r == rank and torch.equal(k_all, full_k)
+    loss, _ = mocov3_loss(full_q[rank * b:(rank + 1) * b], k_all, 0.2, r)
+    # Each process's loss is the single-process loss over its own rows (the positives sit at rank * b + i).
+    rows = torch.nn.functional.cross_entropy(
+        torch.nn.functional.normalize(full_q, dim=1) @ torch.nn.functional.normalize(full_k, dim=1).T / 0.2,
+        torch.arange(2 * b), reduction="none") * 0.4
+    torch.testing.assert_close(loss, rows[rank * b:(rank + 1) * b].mean())
+
+
+def test_keys_are_gathered_across_two_processes():
+    from accelerate import debug_launcher
+
+    g = torch.Generator().manual_seed(0)
+    debug_launcher(_two_process_gather, args=(torch.randn(8, 6, generator=g), torch.randn(8, 6, generator=g)),
+                   num_processes=2)
