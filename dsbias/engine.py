@@ -346,7 +346,9 @@ def train(
                "final": last, "wall_s": wall, "img_per_s": trained * plan.batch / max(wall, 1e-9), "eval": last_eval}
     if accelerator.is_main_process:
         log.write(event="end", **{k: v for k, v in summary.items() if k != "final"})
-    accelerator.end_training()
+    # Not accelerator.end_training(): it also destroys the process group, which export and extraction still use.
+    for tracker in accelerator.trackers:
+        tracker.finish()
     return summary
 
 

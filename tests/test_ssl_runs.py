@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
 import pytest
 import safetensors.torch
 import torch
 
 from dsbias.config import load_config
+from dsbias.features import load_features
 from dsbias.runs import JsonlLog
 from dsbias.train import main as pretrain
 
@@ -44,3 +51,46 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path, method):
     exported = [safetensors.torch.load_file(str(d / "backbone.safetensors")) for d in (tmp_path / "a", tmp_path / "b")]
     for k in exported[0]:
         assert torch.equal(exported[0][k], exported[1][k]), k
+
+
+def _launch(out, *args, processes=1):
+    """``accelerate launch ssl/pretrain.py`` as a user runs it (the README's multi-process CPU command)."""
+    env = {**os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    multi = ["--multi_gpu", "--num_processes", str(processes), "--main_process_port", "29541"] if processes > 1 else []
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", *multi, "ssl/pretrain.py", "--out", str(out),
+           "train.log_with=[]", *args]
+    res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+    assert res.returncode == 0, res.stderr[-3000:]
+    return res.stdout
+
+
+def _linear_separability(run_dir):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    fs = load_features(run_dir, mmap=False)
+    scale = StandardScaler().fit(fs.train.features)
+    clf = LogisticRegression(max_iter=2000).fit(scale.transform(fs.train.features), fs.train.labels)
+    return clf.score(scale.transform(fs.val.features), fs.val.labels), 1 / len(fs.sources)
+
+
+@pytest.mark.slow
+def test_default_mae_run_learns_separable_features(tmp_path):
+    # The default recipe (configs/pretrain.yaml) on fewer images and samples.
+    out = _launch(tmp_path / "mae", "data.per_source={train: 400, val: 100}", "train.samples=8000")
+    assert "backbone" in out and "features" in out  # the end-of-run summary
+    from dsbias.models import load_backbone
+
+    load_backbone(tmp_path / "mae")  # strict
+    acc, chance = _linear_separability(tmp_path / "mae")
+    assert acc > chance + 0.25, (acc, chance)
+
+
+@pytest.mark.slow
+def test_mocov3_two_processes_on_cpu(tmp_path):
+    tiny = [a for a in TINY if not a.startswith("train.")]
+    _launch(tmp_path / "moco", "method=mocov3", "optim=mocov3", *tiny, "train.batch_size=8", "train.samples=32",
+            processes=2)
+    fs = load_features(tmp_path / "moco", mmap=False)
+    assert fs.train.features.shape == (24, 32) and np.isfinite(fs.train.features).all()
+    assert json.loads((tmp_path / "moco" / "provenance.json").read_text())["processes"] == 2
