@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import png_bytes, write_images, write_shard
+from PIL import Image
 from scipy.stats import chisquare
 from torch.utils.data.distributed import DistributedSampler
 
@@ -50,6 +51,8 @@ def test_manifest_takes_the_first_usable_items_of_the_seeded_order(image_folders
     assert [r["item"] for r in red] == order[:8]
     assert [r["split"] for r in red] == ["train"] * 6 + ["val"] * 2
     assert all(len(r["sha1"]) == 40 and r["mode"] == "RGB" for r in m.rows)
+    img = create_sources(cfg.data)["red"].read(red[0]["item"])[0]  # folder items are relative to the root
+    assert np.array_equal(np.asarray(img), np.asarray(Image.open(image_folders["red"] / red[0]["item"]).convert("RGB")))
 
 
 def test_plan_dedup_kinds_and_policy():

@@ -54,6 +54,12 @@ def test_imagefolder_select_and_root_without_split(paper_root, tmp_path):
     assert [s.name for s in expand_sources(one.data).sources] == ["Y", "C"]  # one selected: keeps its name
     with pytest.raises(ConfigError, match=r"select: \['laion'\] not found"):
         expand_sources(cfg_with(f"[{{name: p, kind: imagefolder, path: '{paper_root}', select: [cc, laion]}}]").data)
+    entry = f"kind: imagefolder, path: '{paper_root}'"
+    twice = f"[{{name: p, {entry}}}, {{name: q, {entry}}}]"
+    with pytest.raises(ConfigError, match="occur twice after expanding"):
+        expand_sources(cfg_with(twice).data)
+    with pytest.raises(ConfigError, match="needs exactly one source, got 3"):
+        expand_sources(cfg_with(f"[{{name: p, kind: imagefolder, path: '{paper_root}'}}]", "data.pseudo=3").data)
     flat = tmp_path / "flat"
     write_images(flat / "a", 6, (200, 0, 0))
     write_images(flat / "b", 6, (0, 0, 200))
