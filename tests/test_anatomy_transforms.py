@@ -226,3 +226,21 @@ def test_eval_transform_hooks_and_train_compose():
     assert marker == []
     create_anatomy_transforms(data_cfg("grayscale")).compose([randaug], to_normalized_tensor(), randaug=randaug)(img)
     assert marker == ["randaug"]
+
+
+def test_canonical_control_makes_size_and_codec_uniform_at_the_data_level():
+    """Toy sources that differ in native size and JPEG quality: after data.transform=canonical every image
+    reaches the network with one size and one codec history, in train and eval views alike."""
+    from dsbias.data.sources import create_sources
+
+    src = ", ".join(f"{{name: {n}, kind: toy, bias: 1.0, signature: [size, jpeg]}}" for n in ("a", "b", "c"))
+    cfg = load_config(None, [f"data.sources=[{src}]", "data.image_size=32", "data.transform=canonical",
+                             "data.anatomy.canonical_size=40"])
+    a = create_anatomy_transforms(cfg.data)
+    readers = create_sources(cfg.data)
+    native = {name: r.read("0")[0].size for name, r in readers.items()}
+    assert len(set(native.values())) == 3  # they do differ natively
+    outs = {name: a.pil(r.read("0")[0]) for name, r in readers.items()}
+    assert {o.size for o in outs.values()} == {(40, 40)}
+    view = create_eval_transform(32, pil_fn=a.pil, tensor_fn=a.tensor)
+    assert {tuple(view(r.read("1")[0]).shape) for r in readers.values()} == {(3, 32, 32)}
