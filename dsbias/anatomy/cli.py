@@ -91,3 +91,27 @@ def leakage_main(argv: list[str] | None = None) -> dict[str, Any]:
         print(f"   {pr['cosine']:.4f} {pr['kind']:<14} {a['split']}/{a['source']}:{a.get('item', a['index'])}  "
               f"{b['split']}/{b['source']}:{b.get('item', b['index'])}")
     return report
+
+
+def pixel_probe_main(argv: list[str] | None = None) -> list[dict[str, Any]]:
+    """``[--config FILE] [--out DIR] [--transforms a,b,...] [overrides]``: the pixel-probe anatomy table of a
+    data config; writes ``DIR/anatomy_pixels.json`` (+ the manifest) and prints a Markdown table."""
+    from dsbias.anatomy.pixel_probe import DEFAULT_TRANSFORMS, format_anatomy_table, pixel_probe_table
+
+    setup_logging(True)
+
+    def flags(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--transforms", default=",".join(t or "reference" for t in DEFAULT_TRANSFORMS),
+                       help="comma-separated data.transform values (reference = none)")
+        p.add_argument("--workers", type=int, default=4, help="threads reading images")
+
+    cfg, args = config_from_cli(argv, description="Anatomy table from a linear probe on transformed pixels",
+                                add_arguments=flags)
+    run = RunDir.at(cfg.out)
+    manifest = load_or_build_manifest(cfg.data, run.manifest)
+    names = tuple("" if t.strip() == "reference" else t.strip() for t in args.transforms.split(","))
+    rows = pixel_probe_table(manifest, cfg.data, names, workers=args.workers)
+    write_json(run.root / "anatomy_pixels.json", rows)
+    print(f"== pixel-probe anatomy table ({', '.join(manifest.sources)}): {run.root / 'anatomy_pixels.json'}")
+    print(format_anatomy_table(rows))
+    return rows
