@@ -32,6 +32,19 @@ The original code's names (``fixed_pixel_shuffle``, ``random_patch_shuffle``...)
 Model-based transformations (``seg``, ``det``, ``sam``, ``depth``, ``vae``, ``caption``, ``uncon_gen``,
 ``text_to_image``) and ``sift`` (OpenCV) are recognised but not built in: they stop with a message saying what
 they need (nothing downloads weights).
+
+Wiring (every view that feeds a network, train and eval, must use the same ``AnatomyTransforms``)::
+
+    a = create_anatomy_transforms(cfg.data)
+    # eval / feature extraction (dsbias.extract):
+    create_eval_transform(size, crop_pct, mean, std, pil_fn=a.pil, tensor_fn=a.tensor)
+    # supervised training view (timm create_transform(..., separate=True) -> primary, secondary, final):
+    a.compose([primary, secondary, corruption], final, randaug=secondary)
+    # a view built from an existing eval Compose [Resize, CenterCrop, Compose(ToTensor, Normalize)]:
+    a.compose([resize, center_crop, corruption], to_tensor_normalize)
+
+``compose`` puts ``a.pil`` first, drops ``randaug`` when ``keep_randaug`` is false, and inserts ``a.tensor``
+right after the ``ToTensor`` inside ``final``. Mixup/CutMix act on batches and are not affected.
 """
 
 from __future__ import annotations
