@@ -244,3 +244,12 @@ def test_canonical_control_makes_size_and_codec_uniform_at_the_data_level():
     assert {o.size for o in outs.values()} == {(40, 40)}
     view = create_eval_transform(32, pil_fn=a.pil, tensor_fn=a.tensor)
     assert {tuple(view(r.read("1")[0]).shape) for r in readers.values()} == {(3, 32, 32)}
+
+
+def test_paper_values_only_for_matching_sources():
+    from dsbias.anatomy.paper import ZYL_YCD, paper_value
+    from dsbias.anatomy.transforms import NEEDS_MODEL, TRANSFORMS
+
+    assert set(ZYL_YCD) - {""} <= set(TRANSFORMS) | set(NEEDS_MODEL)  # keys are our names
+    assert paper_value("lpf", ["DataComp", "yfcc", "CC"])[0] == 70.4
+    assert paper_value("lpf", ["alpha", "beta", "gamma"]) is None
