@@ -60,8 +60,9 @@ def _score(clf: Any, xtr: np.ndarray, ytr: np.ndarray, xva: np.ndarray, yva: np.
     # One thread: these fits are small, and OpenMP spinning on a busy machine makes them 50x slower.
     with threadpool_limits(limits=1):
         clf.fit(xtr, ytr)
-    report = classification_report(yva, clf.predict(xva), sources, train_labels=ytr)
-    report["train_top1"] = float(np.mean(clf.predict(xtr) == ytr))
+        pred_val, pred_train = clf.predict(xva), clf.predict(xtr)
+    report = classification_report(yva, pred_val, sources, train_labels=ytr)
+    report["train_top1"] = float(np.mean(pred_train == ytr))
     report["n_train"] = int(len(ytr))
     return report
 

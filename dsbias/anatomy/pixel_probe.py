@@ -72,8 +72,8 @@ def pixel_probe_table(manifest: Manifest, data: DataConfig, transforms: tuple[st
         xva, yva = _features(manifest, cfg, "val", view, workers)
         with threadpool_limits(limits=1):  # small fit; OpenMP spinning on a busy machine only slows it down
             clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=3000, C=0.1)).fit(xtr, ytr)
-        rows.append({"transform": name or "reference", **classification_report(yva, clf.predict(xva),
-                                                                                manifest.sources, ytr)})
+            pred = clf.predict(xva)
+        rows.append({"transform": name or "reference", **classification_report(yva, pred, manifest.sources, ytr)})
     return rows
 
 
