@@ -87,6 +87,49 @@ class SplitCounts:
 
 
 @dataclass
+class AnatomyConfig:
+    """Parameters of the bias-anatomy transformations (``data.transform``; see :mod:`dsbias.anatomy`).
+
+    Attributes:
+        freq_threshold: Low/high-pass cut-off radius in FFT bins *at* ``freq_ref_size`` (Zeng et al. use 40 at
+            224 px); the radius used is ``freq_threshold * image_size / freq_ref_size``, so the same fraction
+            of the spectrum is kept at any input size.
+        freq_ref_size: Input side at which ``freq_threshold`` is given.
+        filter: ``ideal`` (a hard disc) or ``butterworth`` (smooth, of order ``filter_order``).
+        filter_order: Butterworth order.
+        patch_size: Patch shuffle: patch side in network-input pixels (must divide ``image_size``).
+        shuffle_seed: Seed of the fixed pixel/patch permutation (the same for every image, never cached on disk).
+        canny_low: Canny hysteresis thresholds on the 0-255 gradient magnitude (Zeng et al.: 85 / 255).
+        canny_high: See ``canny_low``.
+        hog_cell: HOG cell side in native pixels.
+        hog_orientations: HOG orientation bins.
+        downup_size: ``downup``: shorter side the image is reduced to before going back to its native size.
+        jpeg_quality: ``jpeg``: quality of the JPEG round trip.
+        canonical_size: ``canonical``: every image becomes this square size (shorter side resized, center crop).
+        canonical_format: ``canonical``: the one codec every image is re-encoded with.
+        canonical_quality: ``canonical``: JPEG/WebP quality.
+        model_path: Model-based transformations (segmentation, depth, captions...): local weights; nothing downloads.
+    """
+
+    freq_threshold: float = 40.0
+    freq_ref_size: int = 224
+    filter: Literal["ideal", "butterworth"] = "ideal"
+    filter_order: int = 2
+    patch_size: int = 16
+    shuffle_seed: int = 0
+    canny_low: float = 85.0
+    canny_high: float = 255.0
+    hog_cell: int = 8
+    hog_orientations: int = 9
+    downup_size: int = 32
+    jpeg_quality: int = 75
+    canonical_size: int = 256
+    canonical_format: Literal["JPEG", "PNG", "WEBP"] = "JPEG"
+    canonical_quality: int = 90
+    model_path: str | None = None
+
+
+@dataclass
 class DataConfig:
     """A mix of sources with a seeded, balanced, disjoint train/val split.
 
@@ -109,6 +152,10 @@ class DataConfig:
             Within-source, same-split copies are reported.
         official_split: Sources with an official split (``imagefolder`` with ``train/`` and ``val/``) give train
             rows from train and val rows from val; false pools both and splits at random.
+        transform: Bias-anatomy transformation(s) applied to train AND val images, ``+``-joined
+            (``grayscale``, ``lpf``, ``patch_shuffle_fixed``, ``canonical``, ``grayscale+lpf``...; empty: none).
+            See :mod:`dsbias.anatomy.transforms` for the list and where each applies.
+        anatomy: Parameters of those transformations.
     """
 
     sources: list[SourceConfig] = field(default_factory=list)
@@ -123,6 +170,8 @@ class DataConfig:
     manifest: str | None = None
     dedup: Literal["drop", "report", "ignore"] = "drop"
     official_split: bool = True
+    transform: str = ""
+    anatomy: AnatomyConfig = field(default_factory=AnatomyConfig)
 
 
 @dataclass
@@ -492,6 +541,13 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"data.image_size={d.image_size}: too small")
     if not 0 < d.crop_pct <= 1:
         raise ConfigError(f"data.crop_pct={d.crop_pct}: must be in (0, 1]")
+    if d.transform:
+        from dsbias.anatomy.transforms import create_anatomy_transforms  # late: dsbias.anatomy imports this module
+
+        try:
+            create_anatomy_transforms(d)  # unknown names and bad parameters fail here, not mid-training
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
     if cfg.train.batch_size < 1 or cfg.train.grad_accum < 1:
         raise ConfigError("train.batch_size and train.grad_accum must be >= 1")
     if cfg.train.mixed_precision not in ("no", "bf16", "fp16"):

@@ -149,6 +149,9 @@ def _given_manifest(data: DataConfig, path: Path) -> Manifest:
     return given
 
 
+NOT_SAMPLING_KEYS = {"num_workers", "transform", "anatomy", "crop_pct"}
+
+
 def load_or_build_manifest(data: DataConfig, path: str | Path) -> Manifest:
     """The manifest a run uses, saved at ``path`` (the run dir's ``manifest.jsonl``).
 
@@ -164,7 +167,9 @@ def load_or_build_manifest(data: DataConfig, path: str | Path) -> Manifest:
         return _given_manifest(data, path)
     if path.exists() and path.with_suffix(".json").exists():
         manifest = Manifest.load(path)
-        old, new = manifest.summary.get("data", {}), to_dict(data)
+        # Keys that change how images are used, not which are drawn, may differ (a transform, workers...).
+        old, new = ({k: v for k, v in d.items() if k not in NOT_SAMPLING_KEYS}
+                    for d in (manifest.summary.get("data", {}), to_dict(data)))
         if old != new:
             diff = next((k for k in new if old.get(k) != new[k]), "?")
             raise ValueError(f"{path} was drawn with another data config (data.{diff} differs): "
