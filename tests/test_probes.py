@@ -36,7 +36,7 @@ def torch_knn(bank, queries, labels, k, num_classes, t):
     q = torch.nn.functional.normalize(torch.from_numpy(np.array(queries)).double(), dim=1)
     sims, idx = (q @ b.T).topk(min(k, b.shape[0]), dim=1)  # [Q, k]
     votes = torch.zeros(q.shape[0], num_classes, dtype=torch.float64)
-    votes.scatter_add_(1, torch.from_numpy(labels)[idx], (sims / t).exp())
+    votes.scatter_add_(1, torch.from_numpy(np.array(labels))[idx], (sims / t).exp())
     return idx.numpy(), votes.numpy()
 
 

@@ -155,7 +155,9 @@ def run_knn(
     neighbour_labels = fs.train.labels[idx]  # [Q, K]
     per_k = {}
     for k_req, k in zip(ks, ks_eff):
-        pred = knn_vote(sims[:, :k], neighbour_labels[:, :k], num_classes, temperature).argmax(1)
+        pred = np.concatenate([  # voted in row chunks: the float64 weights stay small for millions of queries
+            knn_vote(sims[i:i + ADD_CHUNK, :k], neighbour_labels[i:i + ADD_CHUNK, :k], num_classes, temperature)
+            .argmax(1) for i in range(0, n_val, ADD_CHUNK)])
         rep = classification_report(fs.val.labels, pred, fs.sources, fs.train.labels)
         rep["ci95_bootstrap"] = list(bootstrap_ci(pred == fs.val.labels))
         rep["k"] = k
