@@ -77,7 +77,7 @@ def test_knn_backend_choice():
 def _probe(fs, seed=0, val_labels=None):
     std = Standardizer.fit(fs.train.features)
     x, xv = std.apply(fs.train.features, torch.device("cpu")), std.apply(fs.val.features, torch.device("cpu"))
-    return probe_once(x, torch.as_tensor(fs.train.labels), xv, len(fs.sources), seed)
+    return probe_once(x, torch.as_tensor(np.array(fs.train.labels)), xv, len(fs.sources), seed)
 
 
 def test_linear_separates_blobs(tmp_path):
@@ -153,3 +153,14 @@ def test_faiss_gpu_matches_cpu():
     _, idx_cpu = knn.knn_search(bank, queries, 50, "cpu")
     _, idx_gpu = knn.knn_search(bank, queries, 50, "gpu")
     assert np.mean(idx_cpu == idx_gpu) > 0.999  # GPU float reductions may swap near-ties
+
+
+@pytest.mark.gpu
+def test_linear_on_cuda_matches_cpu(tmp_path):
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU")
+    from dsbias.probes.linear import run_linear
+
+    fs = load_features(make_features(tmp_path, shift=0.5))
+    cpu, gpu = run_linear(fs, device="cpu"), run_linear(fs, device="cuda")
+    assert gpu["backend"] == "torch-lbfgs@cuda" and abs(cpu["top1"] - gpu["top1"]) <= 2 / fs.val.labels.size

@@ -212,7 +212,7 @@ def run_linear(
              fs.dim, "sklearn" if sklearn else "torch L-BFGS", dev, list(grid), seeds)
     std = Standardizer.fit(fs.train.features)
     x, x_val = std.apply(fs.train.features, dev), std.apply(fs.val.features, dev)
-    y = torch.as_tensor(fs.train.labels, device=dev)
+    y = torch.as_tensor(np.array(fs.train.labels), device=dev)  # a copy: memmapped labels are read-only
     reports, runs = [], []
     for s in range(seed, seed + seeds):
         pred, run = probe_once(x, y, x_val, num_classes, s, grid, holdout, max_iter, sklearn)
