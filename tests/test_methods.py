@@ -153,27 +153,31 @@ def test_train_transforms_give_the_views_each_method_expects():
     assert not torch.equal(views[0], views[1])
 
 
-def _two_process_gather(full_k, full_q):
-    from accelerate import Accelerator
+def _gather_worker(rank, store, full_k, full_q):
+    import datetime
+
+    import torch.distributed as dist
 
     from dsbias.methods.mocov3 import gather_keys
 
-    acc = Accelerator(cpu=True)
-    rank, b = acc.process_index, full_k.shape[0] // 2
-    assert acc.num_processes == 2
-    k_all, r = gather_keys(full_k[rank * b:(rank + 1) * b])
-    assert r == rank and torch.equal(k_all, full_k)
-    loss, _ = mocov3_loss(full_q[rank * b:(rank + 1) * b], k_all, 0.2, r)
-    # Each process's loss is the single-process loss over its own rows (the positives sit at rank * b + i).
-    rows = torch.nn.functional.cross_entropy(
-        torch.nn.functional.normalize(full_q, dim=1) @ torch.nn.functional.normalize(full_k, dim=1).T / 0.2,
-        torch.arange(2 * b), reduction="none") * 0.4
-    torch.testing.assert_close(loss, rows[rank * b:(rank + 1) * b].mean())
+    # A file rendezvous: no TCP port that another job on this machine could hold.
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2,
+                            timeout=datetime.timedelta(seconds=60))
+    try:
+        b = full_k.shape[0] // 2
+        k_all, r = gather_keys(full_k[rank * b:(rank + 1) * b])
+        assert r == rank and torch.equal(k_all, full_k)
+        loss, _ = mocov3_loss(full_q[rank * b:(rank + 1) * b], k_all, 0.2, r)
+        # Each process's loss is the single-process loss over its own rows (the positives sit at rank * b + i).
+        logits = torch.nn.functional.normalize(full_q, dim=1) @ torch.nn.functional.normalize(full_k, dim=1).T
+        rows = torch.nn.functional.cross_entropy(logits / 0.2, torch.arange(2 * b), reduction="none") * 0.4
+        torch.testing.assert_close(loss, rows[rank * b:(rank + 1) * b].mean())
+    finally:
+        dist.destroy_process_group()
 
 
-def test_keys_are_gathered_across_two_processes():
-    from accelerate import debug_launcher
-
+def test_keys_are_gathered_across_two_processes(tmp_path):
     g = torch.Generator().manual_seed(0)
-    debug_launcher(_two_process_gather, args=(torch.randn(8, 6, generator=g), torch.randn(8, 6, generator=g)),
-                   num_processes=2)
+    args = (str(tmp_path / "rendezvous"), torch.randn(8, 6, generator=g), torch.randn(8, 6, generator=g))
+    # spawn, not fork: a fork after torch has started its OpenMP pool (earlier tests) can hang the child.
+    torch.multiprocessing.start_processes(_gather_worker, args=args, nprocs=2, start_method="spawn")
