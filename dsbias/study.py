@@ -196,6 +196,11 @@ def commands(cell: Cell, rdir: Path, seed: int, base: list[str], launcher: list[
             [*py, str(REPO / "probe" / "knn.py"), "--features", str(rdir)]]
 
 
+def execute(cmd: list[str], logf: Any) -> int:
+    """Run one command from the repo root, output to the run's study.log; returns the exit code."""
+    return subprocess.run(cmd, stdout=logf, stderr=subprocess.STDOUT, cwd=REPO).returncode
+
+
 def run_study(
     name: str, out: Path, cfg: Config, base: list[str], seeds: int = 1, tiny: bool = False,
     launcher: str = "", echo: Callable[[str], None] = print,
@@ -228,10 +233,10 @@ def run_study(
             for cmd in commands(cell, rdir, seed, base, launch, tiny):
                 logf.write("$ " + shlex.join(cmd) + "\n")
                 logf.flush()
-                res = subprocess.run(cmd, stdout=logf, stderr=subprocess.STDOUT, cwd=REPO)
-                if res.returncode != 0:
+                code = execute(cmd, logf)
+                if code != 0:
                     raise RuntimeError(f"{cell.key} seed {seed}: `{shlex.join(cmd[:4])} ...` failed "
-                                       f"(exit {res.returncode}); see {rdir / 'study.log'}")
+                                       f"(exit {code}); see {rdir / 'study.log'}")
         done_times.append(time.perf_counter() - t)
         echo(f"      done in {done_times[-1]:.0f}s")
     rows = collect(name, cells, out, seeds)
