@@ -259,8 +259,10 @@ class TrainConfig:
         log_every: Steps between log lines.
         save_every: Steps between resumable checkpoints (0: only at the end).
         compile: ``torch.compile`` the model (off: costly on small CPUs).
-        log_with: Accelerate trackers (e.g. ``[tensorboard]``); empty for none.
+        log_with: Accelerate trackers (TensorBoard by default, skipped with a warning if not installed).
         extract: Write features to ``<run>/features`` at the end of training.
+        stop_after: Stop after this many steps as if killed (no final checkpoint); 0 = off. For resume tests
+            and time-boxed jobs: rerunning into the run dir continues from the last checkpoint.
     """
 
     samples: int = 30_000
@@ -271,8 +273,9 @@ class TrainConfig:
     log_every: int = 10
     save_every: int = 0
     compile: bool = False
-    log_with: list[str] = field(default_factory=list)
+    log_with: list[str] = field(default_factory=lambda: ["tensorboard"])
     extract: bool = True
+    stop_after: int = 0
 
 
 @dataclass

@@ -1,0 +1,130 @@
+"""Pretraining main: data -> method -> engine -> export -> features. Reads like a table of contents.
+
+The stages are public so other mains (dataset classification) reuse them unchanged.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from accelerate import Accelerator
+from torch import nn
+
+from dsbias.config import Config, ConfigError, dump_yaml, load_config, to_dict
+from dsbias.data.dataset import MixedDataset
+from dsbias.data.manifest import Manifest, load_or_build_manifest
+from dsbias.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from dsbias.engine import create_accelerator, train
+from dsbias.extract import extract_features
+from dsbias.log import setup_logging
+from dsbias.methods import create_method
+from dsbias.models import save_backbone
+from dsbias.runs import JsonlLog, RunDir, provenance, sha256_file, write_json, write_text
+
+logger = logging.getLogger(__name__)
+
+# Keys that may change between a run and its resumption (they do not change what is computed).
+RESUMABLE_CHANGES = {"out", "train.log_every", "train.log_with", "train.extract", "train.stop_after",
+                     "train.save_every", "data.num_workers"}
+
+
+def _diff(old: Any, new: Any, prefix: str = "") -> list[str]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        return [d for k in new.keys() | old.keys()
+                for d in _diff(old.get(k), new.get(k), f"{prefix}.{k}" if prefix else k)]
+    return [] if old == new else [prefix]
+
+
+def prepare_run(cfg: Config) -> tuple[RunDir, Accelerator]:
+    """Create (or reopen) the run dir: check a resumed config, write config.yaml and provenance.json."""
+    run = RunDir.at(cfg.out)
+    accelerator = create_accelerator(cfg, run)
+    setup_logging(accelerator.is_main_process)
+    if accelerator.is_main_process:
+        run.root.mkdir(parents=True, exist_ok=True)
+        if run.config.exists():
+            changed = [k for k in _diff(to_dict(load_config(run.config)), to_dict(cfg)) if k not in RESUMABLE_CHANGES]
+            if changed:
+                keys = ", ".join(sorted(changed))
+                raise ConfigError(f"{run.config}: this run dir was made with another config ({keys} differ); "
+                                  "use a new --out or the same settings to resume")
+        write_text(run.config, dump_yaml(cfg))
+        write_json(run.provenance, {**provenance(), "processes": accelerator.num_processes,
+                                    "device": str(accelerator.device)})
+    accelerator.wait_for_everyone()
+    return run, accelerator
+
+
+def build_data(cfg: Config, run: RunDir, accelerator: Accelerator) -> Manifest:
+    """Draw the manifest on the main process (or reuse the run's), then load it everywhere."""
+    if accelerator.is_main_process:
+        manifest = load_or_build_manifest(cfg.data, run.manifest)
+        JsonlLog(run.log).write(event="manifest", sources=manifest.sources, obtained=manifest.summary["obtained"],
+                                skipped=manifest.summary["skipped"])
+    accelerator.wait_for_everyone()
+    if not accelerator.is_main_process:
+        manifest = Manifest.load(run.manifest)
+    return manifest
+
+
+def backbone_meta(cfg: Config, manifest: Manifest) -> dict[str, Any]:
+    """What ``backbone.json`` records beside the model recipe: input, normalisation, sources, method."""
+    return {"image_size": cfg.data.image_size, "crop_pct": cfg.data.crop_pct, "mean": list(IMAGENET_MEAN),
+            "std": list(IMAGENET_STD), "pool": cfg.model.pool, "sources": manifest.sources,
+            "method": cfg.method.name}
+
+
+def export_backbone(run: RunDir, method: nn.Module, cfg: Config, manifest: Manifest, accelerator: Accelerator) -> None:
+    """Write ``backbone.safetensors`` + ``backbone.json`` from the main process."""
+    if accelerator.is_main_process:
+        save_backbone(run.root, method.backbone, backbone_meta(cfg, manifest))
+    accelerator.wait_for_everyone()
+
+
+def features_of_run(run: RunDir, backbone: nn.Module, cfg: Config, manifest: Manifest,
+                    accelerator: Accelerator) -> None:
+    """Extract the run's features into ``run/features`` with provenance in ``meta.json``."""
+    extract_features(backbone, manifest, cfg.data, run.features, accelerator, meta={
+        **backbone_meta(cfg, manifest), "backbone": cfg.model.name, "manifest_path": str(run.manifest),
+        "checkpoint_sha256": sha256_file(run.backbone_weights) if run.backbone_weights.exists() else None,
+        "run": str(run.root)})
+
+
+def main(cfg: Config) -> dict[str, Any]:
+    """Pretrain ``cfg.method`` on the mix without source labels, export the backbone, extract features."""
+    # ============ run dir ============
+    run, accelerator = prepare_run(cfg)
+    # ============ data ============
+    manifest = build_data(cfg, run, accelerator)
+    # ============ method ============
+    method = create_method(cfg, len(manifest.sources))
+    dataset = MixedDataset.from_config(manifest, "train", method.create_train_transform(), cfg.data)
+    # ============ training ============
+    summary = train(cfg, method, dataset, run, accelerator)
+    if summary.get("stopped_early"):
+        return summary
+    # ============ export ============
+    export_backbone(run, method, cfg, manifest, accelerator)
+    # ============ features ============
+    if cfg.train.extract:
+        features_of_run(run, method.backbone, cfg, manifest, accelerator)
+    if accelerator.is_main_process:
+        print(summary_text(cfg, run, summary))
+    return summary
+
+
+def summary_text(cfg: Config, run: RunDir, summary: dict[str, Any]) -> str:
+    """The one-screen summary printed at the end of a run."""
+    final = summary.get("final", {})
+    lines = [
+        f"== dsbias {cfg.method.name} on {len(cfg.data.sources)} source(s): {run.root}",
+        f"   model {cfg.model.name}  image {cfg.data.image_size}px  batch {cfg.train.batch_size}  "
+        f"steps {summary['steps']} ({summary['samples']} samples, resumed at {summary['resumed_at']})",
+        f"   final loss {final.get('loss', float('nan')):.4f}  wall {summary['wall_s']:.1f}s  "
+        f"{summary['img_per_s']:.0f} img/s",
+        f"   backbone  {run.backbone_weights}",
+    ]
+    if cfg.train.extract:
+        lines.append(f"   features  {run.features}  -> python probe/linear.py --features {run.root}")
+    return "\n".join(lines)
