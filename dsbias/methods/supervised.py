@@ -66,6 +66,7 @@ class SupervisedClassifier(nn.Module):
                              "train.batch_size / (processes x train.grad_accum) or turn mixup and cutmix off")
         # timm's Mixup draws from numpy's global RNG, which the engine does not seed per step; draw its seed
         # from torch (seeded per step by the engine) so resume is exact, and restore numpy's state after.
+        x = x.clone()  # timm mixes in place; never modify the caller's batch
         state = np.random.get_state()
         np.random.seed(int(torch.randint(0, 2**31 - 1, ()).item()))
         try:
