@@ -46,9 +46,18 @@ class SourceConfig:
     """One named image collection.
 
     Attributes:
-        name: Source name, shown in every table (e.g. ``yfcc``).
-        kind: ``folder`` (all images under ``path``, recursively) or ``toy`` (procedural, no files).
-        path: Root directory (``folder``).
+        name: Source name, shown in every table (e.g. ``yfcc``). An ``imagefolder`` or ``list`` entry that
+            expands to several sources names each one after its subfolder or ``source`` column value.
+        kind: ``folder`` (all images under ``path``, recursively), ``imagefolder`` (``path/{train,val}/<source>/``:
+            one entry gives every source and the official split), ``webdataset`` (``.tar`` shards),
+            ``list`` (a ``.txt``/``.csv``/``.parquet`` file of image paths) or ``toy`` (procedural, no files).
+        path: ``folder``/``imagefolder``: root directory. ``webdataset``: shard pattern with braces or globs
+            (``/data/cc/{00000..00099}.tar``, ``/data/cc/*.tar``). ``list``: the list file.
+        select: ``imagefolder``/``list``: only these sources (subfolders / ``source`` column values); empty means
+            all found, sorted. An entry selecting exactly one keeps its own ``name``.
+        root: ``list``: directory that relative paths in the file are joined to (default: the file's folder).
+        path_column: ``list`` (csv/parquet): column holding the image path.
+        source_column: ``list`` (csv/parquet): column holding the source name; used when the file has it.
         bias: Toy only: strength of this source's capture signature; 0 makes all toy sources identical.
         signature: Toy only: which capture effects carry the signature
             (``color``, ``noise``, ``blur``, ``jpeg``, ``size``).
@@ -59,6 +68,10 @@ class SourceConfig:
     name: str = ""
     kind: str = "folder"
     path: str | None = None
+    select: list[str] = field(default_factory=list)
+    root: str | None = None
+    path_column: str = "path"
+    source_column: str = "source"
     bias: float = 0.5
     signature: list[str] = field(default_factory=lambda: ["color", "noise", "blur", "jpeg"])
     signature_id: int | None = None
@@ -71,6 +84,49 @@ class SplitCounts:
 
     train: int = 1000
     val: int = 100
+
+
+@dataclass
+class AnatomyConfig:
+    """Parameters of the bias-anatomy transformations (``data.transform``; see :mod:`dsbias.anatomy`).
+
+    Attributes:
+        freq_threshold: Low/high-pass cut-off radius in FFT bins *at* ``freq_ref_size`` (Zeng et al. use 40 at
+            224 px); the radius used is ``freq_threshold * image_size / freq_ref_size``, so the same fraction
+            of the spectrum is kept at any input size.
+        freq_ref_size: Input side at which ``freq_threshold`` is given.
+        filter: ``ideal`` (a hard disc) or ``butterworth`` (smooth, of order ``filter_order``).
+        filter_order: Butterworth order.
+        patch_size: Patch shuffle: patch side in network-input pixels (must divide ``image_size``).
+        shuffle_seed: Seed of the fixed pixel/patch permutation (the same for every image, never cached on disk).
+        canny_low: Canny hysteresis thresholds on the 0-255 gradient magnitude (Zeng et al.: 85 / 255).
+        canny_high: See ``canny_low``.
+        hog_cell: HOG cell side in native pixels.
+        hog_orientations: HOG orientation bins.
+        downup_size: ``downup``: shorter side the image is reduced to before going back to its native size.
+        jpeg_quality: ``jpeg``: quality of the JPEG round trip.
+        canonical_size: ``canonical``: every image becomes this square size (shorter side resized, center crop).
+        canonical_format: ``canonical``: the one codec every image is re-encoded with.
+        canonical_quality: ``canonical``: JPEG/WebP quality.
+        model_path: Model-based transformations (segmentation, depth, captions...): local weights; nothing downloads.
+    """
+
+    freq_threshold: float = 40.0
+    freq_ref_size: int = 224
+    filter: Literal["ideal", "butterworth"] = "ideal"
+    filter_order: int = 2
+    patch_size: int = 16
+    shuffle_seed: int = 0
+    canny_low: float = 85.0
+    canny_high: float = 255.0
+    hog_cell: int = 8
+    hog_orientations: int = 9
+    downup_size: int = 32
+    jpeg_quality: int = 75
+    canonical_size: int = 256
+    canonical_format: Literal["JPEG", "PNG", "WEBP"] = "JPEG"
+    canonical_quality: int = 90
+    model_path: str | None = None
 
 
 @dataclass
@@ -88,6 +144,18 @@ class DataConfig:
             instead of stopping the run.
         max_pixels: Images with more pixels are skipped as decompression bombs.
         num_workers: DataLoader worker processes per training process.
+        manifest: A manifest written by ``tools/manifest.py`` (``.../manifest.jsonl``): runs read exactly its rows
+            instead of sampling; its sources must match ``sources``.
+        dedup: Exact (content-hash) duplicates among the sampled images: ``drop`` removes cross-source copies
+            (all of them) and cross-split copies (the val one) and draws replacements so counts stay balanced;
+            ``report`` only counts them; ``ignore`` skips the check (not ``off``: YAML reads that as false).
+            Within-source, same-split copies are reported.
+        official_split: Sources with an official split (``imagefolder`` with ``train/`` and ``val/``) give train
+            rows from train and val rows from val; false pools both and splits at random.
+        transform: Bias-anatomy transformation(s) applied to train AND val images, ``+``-joined
+            (``grayscale``, ``lpf``, ``patch_shuffle_fixed``, ``canonical``, ``grayscale+lpf``...; empty: none).
+            See :mod:`dsbias.anatomy.transforms` for the list and where each applies.
+        anatomy: Parameters of those transformations.
     """
 
     sources: list[SourceConfig] = field(default_factory=list)
@@ -99,6 +167,11 @@ class DataConfig:
     allow_fewer: bool = False
     max_pixels: int = 100_000_000
     num_workers: int = 2
+    manifest: str | None = None
+    dedup: Literal["drop", "report", "ignore"] = "drop"
+    official_split: bool = True
+    transform: str = ""
+    anatomy: AnatomyConfig = field(default_factory=AnatomyConfig)
 
 
 @dataclass
@@ -538,22 +611,29 @@ def validate(cfg: Config) -> None:
     for i, s in enumerate(d.sources):
         if not s.name:
             raise ConfigError(f"data.sources[{i}].name: empty")
-        if s.kind == "folder" and not s.path:
-            raise ConfigError(f"data.sources[{i}].path: a folder source needs a path")
+        if s.kind in FILE_KINDS and not s.path:
+            raise ConfigError(f"data.sources[{i}].path: a {s.kind} source needs a path")
     if len(set(names)) != len(names):
         raise ConfigError(f"data.sources: duplicate names {names}")
-    if d.pseudo and len(d.sources) != 1:
-        raise ConfigError(f"data.pseudo={d.pseudo}: needs exactly one source, got {len(d.sources)}")
     if d.pseudo == 1 or d.pseudo < 0:
         raise ConfigError(f"data.pseudo={d.pseudo}: use 0 (off) or K >= 2")
-    if not d.pseudo and len(d.sources) < 2:
-        raise ConfigError("data.sources: need at least two sources (or data.pseudo >= 2)")
+    # An imagefolder/list entry may stand for several sources: the count is checked again once the files
+    # have been looked at (dsbias.data.sources.expand_sources).
+    if not any(s.kind in EXPANDING_KINDS for s in d.sources):
+        check_source_count(d.pseudo, len(d.sources))
     if d.per_source.train < 1 or d.per_source.val < 0:
         raise ConfigError("data.per_source: train must be >= 1 and val >= 0")
     if d.image_size < 8:
         raise ConfigError(f"data.image_size={d.image_size}: too small")
     if not 0 < d.crop_pct <= 1:
         raise ConfigError(f"data.crop_pct={d.crop_pct}: must be in (0, 1]")
+    if d.transform:
+        from dsbias.anatomy.transforms import create_anatomy_transforms  # late: dsbias.anatomy imports this module
+
+        try:
+            create_anatomy_transforms(d)  # unknown names and bad parameters fail here, not mid-training
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
     if cfg.train.batch_size < 1 or cfg.train.grad_accum < 1:
         raise ConfigError("train.batch_size and train.grad_accum must be >= 1")
     if cfg.train.mixed_precision not in ("no", "bf16", "fp16"):
@@ -566,6 +646,18 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"classify.loss_window={c.loss_window}: must be in (0, 0.5]")
     if c.eval_batch_size < 1 or c.eval_every < 0:
         raise ConfigError("classify.eval_batch_size must be >= 1 and classify.eval_every >= 0")
+
+
+FILE_KINDS = ("folder", "imagefolder", "webdataset", "list")
+EXPANDING_KINDS = ("imagefolder", "list")
+
+
+def check_source_count(pseudo: int, n: int) -> None:
+    """``pseudo`` needs exactly one source; otherwise at least two are needed."""
+    if pseudo and n != 1:
+        raise ConfigError(f"data.pseudo={pseudo}: needs exactly one source, got {n}")
+    if not pseudo and n < 2:
+        raise ConfigError(f"data.sources: need at least two sources (or data.pseudo >= 2), got {n}")
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Subset
 from tqdm.auto import tqdm
 
+from dsbias.anatomy.transforms import create_anatomy_transforms
 from dsbias.config import DataConfig
 from dsbias.data.dataset import MixedDataset
 from dsbias.data.manifest import SPLITS, Manifest
@@ -100,7 +101,8 @@ def extract_features(
         (out / "meta.json").unlink(missing_ok=True)  # incomplete until rewritten at the end
     mean = tuple(meta.get("mean", IMAGENET_MEAN))
     std = tuple(meta.get("std", IMAGENET_STD))
-    transform = create_eval_transform(data.image_size, data.crop_pct, mean, std)
+    anatomy = create_anatomy_transforms(data)  # data.transform applies to features too (train and val alike)
+    transform = create_eval_transform(data.image_size, data.crop_pct, mean, std, anatomy.pil, anatomy.tensor)
     readers = create_sources(data)
     was_training = backbone.training
     backbone.eval().to(accelerator.device)
@@ -116,7 +118,7 @@ def extract_features(
             "dim": dims["train"], "dtype": "float32", "sources": manifest.sources,
             "counts": {s: len(manifest.split_indices(s)) for s in SPLITS},
             "image_size": data.image_size, "crop_pct": data.crop_pct, "mean": list(mean), "std": list(std),
-            "l2_normalized": False,
+            "l2_normalized": False, "transform": data.transform or "none",
             "manifest_sha256": sha256_file(manifest_file) if manifest_file else manifest.summary.get("sha256"),
             **meta,
         })

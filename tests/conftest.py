@@ -39,3 +39,26 @@ def image_folders(tmp_path: Path) -> dict[str, Path]:
     write_images(roots["red"], 20, (200, 60, 60), seed=1)
     write_images(roots["blue"], 20, (60, 60, 200), seed=2)
     return roots
+
+
+def png_bytes(arr: np.ndarray) -> bytes:
+    """PNG-encode an ``[H, W, 3]`` uint8 array."""
+    import io
+
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def write_shard(path: Path, members: list[tuple[str, bytes]]) -> Path:
+    """Write an uncompressed tar with exactly these ``(name, bytes)`` members (names taken verbatim)."""
+    import io
+    import tarfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(path, "w") as tf:
+        for name, data in members:
+            ti = tarfile.TarInfo(name)
+            ti.size = len(data)
+            tf.addfile(ti, io.BytesIO(data))
+    return path

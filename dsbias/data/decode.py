@@ -6,6 +6,7 @@ artefact that a dataset classifier would learn. Failures are counted per source 
 
 from __future__ import annotations
 
+import hashlib
 import io
 import warnings
 from dataclasses import dataclass
@@ -37,6 +38,13 @@ class ImageInfo:
     height: int
     format: str
     bytes: int
+    sha1: str = ""  # of the stored bytes: exact-duplicate key (dsbias.data.dedup)
+    mode: str = ""  # PIL mode as stored (L, RGB, CMYK, P, I;16...), before conversion to RGB
+
+
+def content_hash(data: bytes) -> str:
+    """Hex SHA-1 of an image's bytes (the same as ``sha1sum`` of the file): its exact-duplicate key."""
+    return hashlib.sha1(data, usedforsecurity=False).hexdigest()
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:
@@ -65,7 +73,9 @@ def decode_image(data: bytes | str | Path, max_pixels: int = 100_000_000) -> tup
         max_pixels: Larger images are refused as decompression bombs.
 
     Returns:
-        The RGB image, EXIF orientation applied, and its native :class:`ImageInfo` (after orientation).
+        The RGB image, EXIF orientation applied, and its native :class:`ImageInfo` (size after orientation;
+        ``sha1`` of the bytes). Modes are converted as a viewer shows them: CMYK and YCbCr to RGB, 16-bit grey
+        scaled (not clipped) to 8 bits, alpha (RGBA, LA, palette transparency) dropped.
 
     Raises:
         DecodeError: ``missing``, ``empty``, ``not_an_image``, ``too_large`` or ``truncated``.
@@ -82,6 +92,7 @@ def decode_image(data: bytes | str | Path, max_pixels: int = 100_000_000) -> tup
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(data))
             fmt = img.format or "unknown"
+            mode = img.mode
             if img.width * img.height > max_pixels:
                 raise DecodeError("too_large", f"{img.width}x{img.height} > {max_pixels} pixels")
             img.load()
@@ -98,4 +109,5 @@ def decode_image(data: bytes | str | Path, max_pixels: int = 100_000_000) -> tup
     except (OSError, ValueError, SyntaxError):
         pass  # a broken EXIF block: keep the pixels as stored
     img = _to_rgb(img)
-    return img, ImageInfo(width=img.width, height=img.height, format=fmt, bytes=len(data))
+    return img, ImageInfo(width=img.width, height=img.height, format=fmt, bytes=len(data),
+                          sha1=content_hash(data), mode=mode)

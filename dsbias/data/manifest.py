@@ -1,24 +1,27 @@
 """The manifest: one row per sampled image, with its source label, split and native metadata.
 
-Sampling (:func:`build_manifest`): each source's items are visited in a seeded random order (uniform over
-the whole source); each is decoded once, and the first ``train + val`` usable ones are kept: the first
-``train`` for train, the next ``val`` for val. So the split is disjoint by construction and the same seed
-gives the same manifest. Items that fail to decode are skipped and counted per source and reason.
+Sampling (:func:`build_manifest`, drawing in :mod:`dsbias.data.sampling`): each source's items are visited in
+a seeded random order (uniform over the whole source); each is decoded once, and the first ``train + val``
+usable ones are kept: the first ``train`` for train, the next ``val`` for val (or each split from its own
+order for a source with an official split). So the split is disjoint by construction and the same seed gives
+the same manifest. Items that fail to decode are skipped and counted per source and reason; exact duplicates
+are handled by ``data.dedup`` (:mod:`dsbias.data.dedup`) and counted in the summary.
 
 With ``data.pseudo = K`` the single source gives ``K * (train + val)`` usable items, dealt round-robin to
 K pseudo-sources (disjoint random splits of one source: Liu & He's memorisation control).
 
 Rows are ordered train then val, and by source within a split. Row ``i`` is ``index = i`` everywhere
-downstream (datasets, feature files, probes).
+downstream (datasets, feature files, probes). A manifest written once (``tools/manifest.py``) is reused by
+any run that sets ``data.manifest``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
+import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,19 +29,14 @@ from typing import Any
 import numpy as np
 
 from dsbias.config import DataConfig, to_dict
-from dsbias.data.decode import DecodeError, ImageInfo
-from dsbias.data.sources import Source, create_sources
+from dsbias.data.sampling import SPLITS, ShortSourceError, draw
+from dsbias.data.sources import create_sources, expand_sources
 from dsbias.runs import atomic_path, sha256_file, write_json
 
 logger = logging.getLogger(__name__)
 
-MANIFEST_VERSION = 1
-SPLITS = ("train", "val")
-
-
-class ShortSourceError(RuntimeError):
-    """A source has fewer usable images than the config asks for."""
-
+MANIFEST_VERSION = 2
+__all__ = ["SPLITS", "Manifest", "ShortSourceError", "build_manifest", "load_or_build_manifest"]
 
 @dataclass
 class Manifest:
@@ -46,8 +44,9 @@ class Manifest:
 
     Attributes:
         sources: Label names; ``source_id`` indexes this list.
-        rows: One dict per image: ``index, split, source, source_id, origin, item, width, height, format, bytes``.
-        summary: Requested and obtained counts, skipped counts by reason, seed, data config.
+        rows: One dict per image: ``index, split, source, source_id, origin, item, width, height, format,
+            bytes, sha1, mode`` (native size/format/bytes of the image as collected; sha1 of the bytes read).
+        summary: Requested and obtained counts, skipped counts by reason, duplicates, seed, data config.
     """
 
     sources: list[str]
@@ -88,36 +87,11 @@ class Manifest:
         return cls(sources=list(summary["sources"]), rows=rows, summary=summary)
 
 
-def _usable(source: Source, order: Iterable[str], need: int, workers: int) -> Iterator[tuple[str, ImageInfo | str]]:
-    """Yield ``(item, info)`` for usable items and ``(item, reason)`` for failures, in ``order``, until
-    ``need`` usable ones were yielded or the source runs out. Decoding runs on a thread pool in chunks."""
-
-    def probe(item: str) -> tuple[str, ImageInfo | str]:
-        try:
-            return item, source.read(item)[1]
-        except DecodeError as e:
-            return item, e.reason
-
-    it = iter(order)
-    got = 0
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        while got < need:
-            chunk = [x for _, x in zip(range(max(16, int((need - got) * 1.1) + 4)), it, strict=False)]
-            if not chunk:
-                return
-            for item, res in pool.map(probe, chunk):
-                if got >= need:
-                    return
-                if isinstance(res, ImageInfo):
-                    got += 1
-                yield item, res
-
-
 def build_manifest(data: DataConfig) -> Manifest:
-    """Sample every source, split train/val and record native metadata.
+    """Sample every source, split train/val, de-duplicate and record native metadata.
 
     Args:
-        data: The data config (sources, per-source counts, seed, pseudo, allow_fewer).
+        data: The data config (sources, per-source counts, seed, pseudo, allow_fewer, dedup).
 
     Returns:
         The manifest (not yet saved).
@@ -125,71 +99,77 @@ def build_manifest(data: DataConfig) -> Manifest:
     Raises:
         ShortSourceError: A source has too few usable images and ``allow_fewer`` is off.
     """
-    readers = create_sources(data)
-    n_train, n_val = data.per_source.train, data.per_source.val
-    k = data.pseudo or 1
-    picked: dict[str, list[tuple[str, ImageInfo]]] = {}
-    skipped: dict[str, dict[str, int]] = {}
-    for name, src in readers.items():
-        need = k * (n_train + n_val)
-        good, bad = [], Counter()
-        for item, res in _usable(src, src.sample_order(data.seed), need, data.num_workers * 2):
-            if isinstance(res, ImageInfo):
-                good.append((item, res))
-            else:
-                bad[res] += 1
-        skipped[name] = dict(bad)
-        if bad:
-            logger.warning("source %s: skipped %d undecodable images %s", name, sum(bad.values()), dict(bad))
-        if len(good) < need:
-            msg = (f"source '{name}': {len(good)} usable images, {need} asked for "
-                   f"(data.per_source = {n_train}/{n_val}{f' x {k} pseudo' if k > 1 else ''}; "
-                   f"skipped {sum(bad.values())} undecodable)")
-            if not data.allow_fewer:
-                raise ShortSourceError(msg + "; lower data.per_source or set data.allow_fewer=true")
-            logger.warning("%s; data.allow_fewer is on: using all %d", msg, len(good))
-        picked[name] = good
-
-    # Labels: the configured sources, or K pseudo-sources cut from the single one.
-    if data.pseudo:
-        (origin,) = readers
-        labels = [f"{origin}-{j}" for j in range(k)]
-        items = picked[origin]
-        per_label = {lab: [(origin, *items[j + i * k]) for i in range(len(items) // k)]
-                     for j, lab in enumerate(labels)}
-    else:
-        labels = list(readers)
-        per_label = {lab: [(lab, *x) for x in picked[lab]] for lab in labels}
-
+    t0 = time.perf_counter()
+    expanded = expand_sources(data)
+    d = draw(data, create_sources(data))
     rows: list[dict[str, Any]] = []
-    obtained = {}
+    obtained: dict[str, dict[str, int]] = {}
     for split in SPLITS:
-        for sid, lab in enumerate(labels):
-            chosen = per_label[lab]
-            n_tr = n_train
-            if len(chosen) < n_train + n_val:  # allow_fewer: keep the requested train:val proportion
-                n_tr = round(len(chosen) * n_train / (n_train + n_val))
-            part = chosen[:n_tr] if split == "train" else chosen[n_tr:n_tr + n_val]
+        for sid, lab in enumerate(d.labels):
+            part = d.chosen[lab][split]
             obtained.setdefault(lab, {})[split] = len(part)
             for origin, item, info in part:
                 rows.append({"index": len(rows), "split": split, "source": lab, "source_id": sid,
                              "origin": origin, "item": item, "width": info.width, "height": info.height,
-                             "format": info.format, "bytes": info.bytes})
-    summary = {"seed": data.seed, "requested": {"train": n_train, "val": n_val}, "obtained": obtained,
-               "skipped": skipped, "pseudo": data.pseudo, "data": to_dict(data)}
-    return Manifest(sources=labels, rows=rows, summary=summary)
+                             "format": info.format, "bytes": info.bytes, "sha1": info.sha1, "mode": info.mode})
+    summary = {"seed": data.seed, "requested": {"train": data.per_source.train, "val": data.per_source.val},
+               "obtained": obtained, "skipped": d.skipped, "duplicates": d.duplicates, "pseudo": data.pseudo,
+               "source_kinds": {s.name: s.kind for s in expanded.sources},
+               "build_seconds": round(time.perf_counter() - t0, 3), "data": to_dict(data)}
+    return Manifest(sources=d.labels, rows=rows, summary=summary)
+
+
+def expected_labels(data: DataConfig) -> list[str]:
+    """The labels a manifest drawn with ``data`` has (expanded source names, or the pseudo-sources)."""
+    names = [s.name for s in expand_sources(data).sources]
+    return [f"{names[0]}-{j}" for j in range(data.pseudo)] if data.pseudo else names
+
+
+def _given_manifest(data: DataConfig, path: Path) -> Manifest:
+    """``data.manifest``, checked against the config's sources, copied to ``path`` (or checked against it)."""
+    given = Manifest.load(data.manifest or "")
+    want = expected_labels(data)
+    if given.sources != want:
+        raise ValueError(f"data.manifest={data.manifest}: its sources {given.sources} differ from the config's "
+                         f"{want} (same names, same order)")
+    kinds = given.summary.get("source_kinds", {})
+    expanded = {s.name: s.kind for s in expand_sources(data).sources}
+    bad = sorted(n for n in kinds if n in expanded and kinds[n] != expanded[n])
+    if bad:
+        raise ValueError(f"data.manifest={data.manifest}: source kinds differ for {bad}: "
+                         f"manifest {[kinds[n] for n in bad]}, config {[expanded[n] for n in bad]}")
+    if path.exists() and path.with_suffix(".json").exists():
+        here = Manifest.load(path)
+        if here.summary.get("sha256") != given.summary.get("sha256"):
+            raise ValueError(f"{path} holds another manifest than data.manifest={data.manifest}: use a new run dir")
+        return here
+    if path.resolve() != Path(data.manifest or "").resolve():
+        copy = dataclasses.replace(given, summary={**given.summary, "copied_from": str(data.manifest)})
+        copy.save(path)
+    return given
+
+
+NOT_SAMPLING_KEYS = {"num_workers", "transform", "anatomy", "crop_pct"}
 
 
 def load_or_build_manifest(data: DataConfig, path: str | Path) -> Manifest:
-    """The manifest at ``path`` if it was drawn with the same data config, else a new one saved there.
+    """The manifest a run uses, saved at ``path`` (the run dir's ``manifest.jsonl``).
+
+    With ``data.manifest`` set, that manifest (its sources checked against the config) is copied to ``path``.
+    Otherwise the manifest at ``path`` if it was drawn with the same data config, else a new one saved there.
 
     Raises:
-        ValueError: ``path`` holds a manifest drawn with a different data config (names the first key).
+        ValueError: ``path`` holds a manifest drawn with a different data config (names the first key), or
+            ``data.manifest`` does not match the config's sources.
     """
     path = Path(path)
+    if data.manifest:
+        return _given_manifest(data, path)
     if path.exists() and path.with_suffix(".json").exists():
         manifest = Manifest.load(path)
-        old, new = manifest.summary.get("data", {}), to_dict(data)
+        # Keys that change how images are used, not which are drawn, may differ (a transform, workers...).
+        old, new = ({k: v for k, v in d.items() if k not in NOT_SAMPLING_KEYS}
+                    for d in (manifest.summary.get("data", {}), to_dict(data)))
         if old != new:
             diff = next((k for k in new if old.get(k) != new[k]), "?")
             raise ValueError(f"{path} was drawn with another data config (data.{diff} differs): "
@@ -199,3 +179,39 @@ def load_or_build_manifest(data: DataConfig, path: str | Path) -> Manifest:
     manifest.save(path)
     logger.info("manifest: %d rows, %s -> %s", len(manifest), manifest.summary["obtained"], path)
     return manifest
+
+
+def summary_text(manifest: Manifest, path: str | Path) -> str:
+    """One screen: per source the counts, skips, formats and median native size; duplicates; where it went."""
+    s = manifest.summary
+    lines = [f"{'source':<16}{'train':>7}{'val':>6}  {'median WxH':>11}  formats; skipped"]
+    for lab in manifest.sources:
+        rows = [r for r in manifest.rows if r["source"] == lab]
+        w = sorted(r["width"] for r in rows) or [0]
+        h = sorted(r["height"] for r in rows) or [0]
+        fmts = Counter(r["format"] for r in rows).most_common(3)
+        origin = rows[0]["origin"] if rows else lab
+        ob = s["obtained"][lab]
+        lines.append(f"{lab:<16}{ob['train']:>7}{ob['val']:>6}  {w[len(w) // 2]:>5}x{h[len(h) // 2]:<5}  "
+                     f"{', '.join(f'{f} {n}' for f, n in fmts)}; {s['skipped'].get(origin) or '-'}")
+    dup = s.get("duplicates", {})
+    lines.append(f"duplicates ({dup.get('policy')}): cross-source {dup.get('cross_source', 0)}, "
+                 f"cross-split {dup.get('cross_split', 0)}, within-source {dup.get('within_source', 0)}; "
+                 f"dropped {sum(dup.get('dropped', {}).values())}")
+    lines.append(f"{len(manifest)} rows in {s.get('build_seconds', 0):.1f}s -> {path}; "
+                 f"use it with data.manifest={path}")
+    return "\n".join(lines)
+
+
+def make_manifest(data: DataConfig, out: str | Path) -> tuple[Manifest, Path]:
+    """``tools/manifest.py``: draw a manifest from ``data`` and save it as ``<out>/manifest.jsonl``.
+
+    Raises:
+        ValueError: ``data.manifest`` is set (the tool makes manifests; it does not read one).
+    """
+    if data.manifest:
+        raise ValueError("data.manifest is set: the manifest tool draws a new manifest; unset it")
+    path = Path(out) / "manifest.jsonl"
+    manifest = build_manifest(data)
+    manifest.save(path)
+    return manifest, path

@@ -2,13 +2,18 @@
 
 A source lists its items in a seeded random order (:meth:`Source.sample_order`) and reads one item into an
 RGB image plus its native :class:`ImageInfo` (:meth:`Source.read`), raising :class:`DecodeError` for an item
-that cannot be used. Items are strings (a file path, a generator id); the manifest stores them.
+that cannot be used. Items are strings (a path relative to the source's root, ``shard::member@offset:size``,
+a generator id); the manifest stores them, so a manifest stays valid when the data moves and the config's
+paths follow. A source with an official split also has ``split_order(seed, split)`` (``None`` if absent).
 
-New kinds register with :func:`register_source`; :func:`create_source` builds one from its config.
+New kinds register with :func:`register_source`; a kind whose one config entry stands for several sources
+(``imagefolder``, ``list``) also gives an ``expand`` function, and :func:`expand_sources` applies it before
+anything is sampled. :func:`create_sources` builds the readers of the expanded config.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import os
 from collections.abc import Callable, Iterable
@@ -18,8 +23,8 @@ from typing import Protocol
 import numpy as np
 from PIL import Image
 
-from dsbias.config import DataConfig, SourceConfig
-from dsbias.data.decode import IMAGE_EXTENSIONS, ImageInfo, decode_image
+from dsbias.config import ConfigError, DataConfig, SourceConfig, check_source_count
+from dsbias.data.decode import IMAGE_EXTENSIONS, ImageInfo, content_hash, decode_image
 from dsbias.data.toy import make_signature, render_toy, stable_seed
 
 
@@ -37,8 +42,27 @@ class Source(Protocol):
         ...
 
 
+def list_images(root: Path) -> list[str]:
+    """Every image file under ``root`` (recursively, symlinks followed) as a sorted relative path."""
+    files = []
+    for dirpath, _, names in os.walk(root, followlinks=True):
+        rel = os.path.relpath(dirpath, root)
+        files.extend(os.path.normpath(os.path.join(rel, n)) for n in names if n.lower().endswith(IMAGE_EXTENSIONS))
+    files.sort()  # the same order on every machine, so a seed means the same draw everywhere
+    return files
+
+
+def seeded_order(items: list[str], seed: int, *key: object) -> list[str]:
+    """``items`` in a random order that depends only on ``seed`` and ``key`` (uniform over all of them)."""
+    order = np.random.default_rng(stable_seed("order", seed, *key)).permutation(len(items))
+    return [items[i] for i in order]
+
+
 class FolderSource:
-    """All image files under a directory, recursively (by extension; symlinks followed)."""
+    """All image files under a directory, recursively (by extension; symlinks followed).
+
+    Items are paths relative to the root.
+    """
 
     def __init__(self, name: str, path: str | Path, max_pixels: int) -> None:
         self.name = name
@@ -48,22 +72,21 @@ class FolderSource:
             raise FileNotFoundError(f"source '{name}': folder {self.root} does not exist")
 
     def list_files(self) -> list[str]:
-        """Every image path under the root, sorted (so the order is the same on every machine)."""
-        files = []
-        for dirpath, _, names in os.walk(self.root, followlinks=True):
-            files.extend(os.path.join(dirpath, n) for n in names if n.lower().endswith(IMAGE_EXTENSIONS))
-        files.sort()
-        return files
+        """Every image path under the root, relative to it, sorted."""
+        return list_images(self.root)
 
     def sample_order(self, seed: int) -> list[str]:
         files = self.list_files()
         if not files:
             raise FileNotFoundError(f"source '{self.name}': no image files under {self.root}")
-        order = np.random.default_rng(stable_seed("order", seed, self.name)).permutation(len(files))
-        return [files[i] for i in order]
+        return seeded_order(files, seed, self.name)
 
     def read(self, item: str) -> tuple[Image.Image, ImageInfo]:
-        return decode_image(item, self.max_pixels)
+        return decode_image(self.root / item, self.max_pixels)
+
+    def read_bytes(self, item: str) -> bytes:
+        """The item's file as stored (for ``tools/prepare.py``)."""
+        return (self.root / item).read_bytes()
 
 
 class ToySource:
@@ -81,21 +104,53 @@ class ToySource:
     def read(self, item: str) -> tuple[Image.Image, ImageInfo]:
         img, data = render_toy(self.seed, self.name, int(item), self.signature)
         fmt = "JPEG" if self.signature.jpeg_quality is not None else "PNG"
-        return img, ImageInfo(width=img.width, height=img.height, format=fmt, bytes=len(data))
+        return img, ImageInfo(width=img.width, height=img.height, format=fmt, bytes=len(data),
+                              sha1=content_hash(data), mode="RGB")
+
+    def read_bytes(self, item: str) -> bytes:
+        """The item encoded as its signature says (JPEG or PNG)."""
+        return render_toy(self.seed, self.name, int(item), self.signature)[1]
 
 
 SourceFactory = Callable[[SourceConfig, DataConfig, int], Source]
+Expander = Callable[[SourceConfig, DataConfig], list[SourceConfig]]
 _KINDS: dict[str, SourceFactory] = {}
+_EXPANDERS: dict[str, Expander] = {}
 
 
-def register_source(kind: str) -> Callable[[SourceFactory], SourceFactory]:
-    """Decorator: make ``kind`` available as ``data.sources[i].kind``."""
+def register_source(kind: str, expand: Expander | None = None) -> Callable[[SourceFactory], SourceFactory]:
+    """Decorator: make ``kind`` available as ``data.sources[i].kind``.
+
+    Args:
+        kind: The kind name.
+        expand: For a kind whose one entry may stand for several sources: entry -> the entries it stands for
+            (each then built by the factory). Must be idempotent on its own output.
+    """
 
     def wrap(factory: SourceFactory) -> SourceFactory:
         _KINDS[kind] = factory
+        if expand is not None:
+            _EXPANDERS[kind] = expand
         return factory
 
     return wrap
+
+
+def expand_sources(data: DataConfig) -> DataConfig:
+    """The data config with every multi-source entry replaced by the sources it stands for.
+
+    Raises:
+        ConfigError: Duplicate names after expansion, or a source count that ``pseudo`` does not allow.
+    """
+    out: list[SourceConfig] = []
+    for s in data.sources:
+        out.extend(_EXPANDERS[s.kind](s, data) if s.kind in _EXPANDERS else [s])
+    names = [s.name for s in out]
+    if len(set(names)) != len(names):
+        dup = sorted({n for n in names if names.count(n) > 1})
+        raise ConfigError(f"data.sources: names {dup} occur twice after expanding imagefolder/list entries")
+    check_source_count(data.pseudo, len(out))
+    return dataclasses.replace(data, sources=out)
 
 
 @register_source("folder")
@@ -117,7 +172,7 @@ def source_kinds() -> list[str]:
 
 
 def create_source(cfg: SourceConfig, data: DataConfig) -> Source:
-    """Build the source that ``cfg`` describes.
+    """Build the source that ``cfg`` (an entry of the *expanded* ``data``) describes.
 
     Raises:
         ValueError: Unknown kind (the message names the config key).
@@ -130,5 +185,10 @@ def create_source(cfg: SourceConfig, data: DataConfig) -> Source:
 
 
 def create_sources(data: DataConfig) -> dict[str, Source]:
-    """All configured sources by name, in config order."""
+    """All configured sources by name, in (expanded) config order."""
+    data = expand_sources(data)
     return {s.name: create_source(s, data) for s in data.sources}
+
+
+# The file kinds register themselves on import (they import this module, so this comes last).
+from dsbias.data import filesources, shards  # noqa: E402, F401

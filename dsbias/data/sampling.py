@@ -1,0 +1,189 @@
+"""Drawing the images of a manifest: seeded streams of usable items, balanced splits, de-duplication.
+
+Each source's items are visited in its seeded order (uniform over the whole source) and decoded once; the
+first ``train`` usable ones go to train and the next ``val`` to val (a source with an official split has one
+stream per split). Duplicates found by :mod:`dsbias.data.dedup` are dropped and replaced by the next usable
+items of the same stream, until no dropped duplicate is left, so every source keeps its requested counts.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections import Counter, deque
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from dsbias.config import DataConfig
+from dsbias.data.decode import DecodeError, ImageInfo
+from dsbias.data.dedup import KINDS, plan_dedup
+from dsbias.data.sources import Source
+
+logger = logging.getLogger(__name__)
+
+SPLITS = ("train", "val")
+Pick = tuple[str, str, ImageInfo]  # (origin source, item, info)
+
+
+class ShortSourceError(RuntimeError):
+    """A source has fewer usable images than the config asks for."""
+
+
+class Stream:
+    """Usable items of one source, in a given order, decoded on demand in chunks on a shared thread pool."""
+
+    def __init__(self, source: Source, order: Iterable[str], pool: ThreadPoolExecutor) -> None:
+        self.source = source
+        self.it = iter(order)
+        self.pool = pool
+        self.ready: deque[Pick] = deque()
+        self.skipped: Counter = Counter()
+
+    def _probe(self, item: str) -> tuple[str, ImageInfo | str]:
+        try:
+            return item, self.source.read(item)[1]
+        except DecodeError as e:
+            return item, e.reason
+
+    def take(self, n: int, banned: set[str] = frozenset()) -> list[Pick]:
+        """The next ``n`` usable items (fewer if the source runs out), skipping hashes in ``banned``."""
+        out: list[Pick] = []
+        while len(out) < n:
+            if not self.ready:
+                # Decode a little more than needed: a few will fail, and one round trip beats many.
+                chunk = list(itertools.islice(self.it, max(16, int((n - len(out)) * 1.1) + 4)))
+                if not chunk:
+                    break
+                for item, res in self.pool.map(self._probe, chunk):
+                    if isinstance(res, ImageInfo):
+                        self.ready.append((self.source.name, item, res))
+                    else:
+                        self.skipped[res] += 1
+                continue
+            pick = self.ready.popleft()
+            if pick[2].sha1 in banned:
+                self.skipped["duplicate"] += 1
+                continue
+            out.append(pick)
+        return out
+
+
+@dataclass
+class Draw:
+    """The sampled rows by label and split, and how they were obtained."""
+
+    labels: list[str]
+    chosen: dict[str, dict[str, list[Pick]]]
+    skipped: dict[str, dict[str, int]]
+    duplicates: dict[str, Any] = field(default_factory=dict)
+
+
+def _streams(data: DataConfig, readers: dict[str, Source], pool: ThreadPoolExecutor):
+    """``(labels, stream_of)``: the labels and, per (label, split), the stream that feeds it."""
+    if data.pseudo:
+        (origin,) = readers
+        shared = Stream(readers[origin], readers[origin].sample_order(data.seed), pool)
+        labels = [f"{origin}-{j}" for j in range(data.pseudo)]
+        return labels, {(lab, s): shared for lab in labels for s in SPLITS}
+    out = {}
+    for name, src in readers.items():
+        split_order = getattr(src, "split_order", None)
+        orders = {s: split_order(data.seed, s) for s in SPLITS} if split_order and data.official_split else {}
+        if orders and all(o is not None for o in orders.values()):
+            out.update({(name, s): Stream(src, orders[s], pool) for s in SPLITS})
+        else:
+            shared = Stream(src, src.sample_order(data.seed), pool)
+            out.update({(name, s): shared for s in SPLITS})
+    return list(readers), out
+
+
+def _check_short(label: str, got: int, need: int, data: DataConfig, stream: Stream, what: str = "") -> None:
+    if got >= need:
+        return
+    n_tr, n_val = data.per_source.train, data.per_source.val
+    k = data.pseudo or 1
+    msg = (f"source '{label}'{what}: {got} usable images, {need} asked for (data.per_source = {n_tr}/{n_val}"
+           f"{f' x {k} pseudo' if k > 1 else ''}; skipped {sum(stream.skipped.values())} undecodable)")
+    if not data.allow_fewer:
+        raise ShortSourceError(msg + "; lower data.per_source or set data.allow_fewer=true")
+    logger.warning("%s; data.allow_fewer is on: using all %d", msg, got)
+
+
+def _initial(data: DataConfig, labels: list[str], stream_of: dict) -> dict[str, dict[str, list[Pick]]]:
+    """First fill: train then val from each stream (dealt round-robin to pseudo-sources)."""
+    n_train, n_val = data.per_source.train, data.per_source.val
+    k = data.pseudo or 1
+    chosen: dict[str, dict[str, list[Pick]]] = {}
+    if data.pseudo:
+        stream = stream_of[(labels[0], "train")]
+        items = stream.take(k * (n_train + n_val))
+        _check_short(stream.source.name, len(items), k * (n_train + n_val), data, stream)
+        per_label = {lab: items[j::k][: len(items) // k] for j, lab in enumerate(labels)}
+    else:
+        per_label = {}
+        for lab in labels:
+            s_tr, s_val = stream_of[(lab, "train")], stream_of[(lab, "val")]
+            if s_tr is s_val:
+                per_label[lab] = s_tr.take(n_train + n_val)
+                _check_short(lab, len(per_label[lab]), n_train + n_val, data, s_tr)
+            else:  # official split: each split from its own stream
+                tr, va = s_tr.take(n_train), s_val.take(n_val)
+                _check_short(lab, len(tr), n_train, data, s_tr, " (train split)")
+                _check_short(lab, len(va), n_val, data, s_val, " (val split)")
+                chosen[lab] = {"train": tr, "val": va}
+    for lab, items in per_label.items():
+        n_tr = n_train
+        if len(items) < n_train + n_val:  # allow_fewer: keep the requested train:val proportion
+            n_tr = round(len(items) * n_train / (n_train + n_val))
+        chosen[lab] = {"train": items[:n_tr], "val": items[n_tr:n_tr + n_val]}
+    return chosen
+
+
+def draw(data: DataConfig, readers: dict[str, Source]) -> Draw:
+    """Sample every source, split train/val, de-duplicate (``data.dedup``) and refill.
+
+    Raises:
+        ShortSourceError: A source has too few usable images and ``allow_fewer`` is off.
+    """
+    with ThreadPoolExecutor(max_workers=max(1, data.num_workers * 2)) as pool:
+        labels, stream_of = _streams(data, readers, pool)
+        chosen = _initial(data, labels, stream_of)
+        target = {(lab, s): len(chosen[lab][s]) for lab in labels for s in SPLITS}
+        found: dict[str, str] = {}  # sha1 -> kind; a group kept (within-source) is found again each pass
+        dropped: Counter = Counter()
+        examples: list[dict] = []
+        banned: set[str] = set()
+        while True:
+            flat = [(lab, s, i) for lab in labels for s in SPLITS for i in range(len(chosen[lab][s]))]
+            entries = [(lab, s, chosen[lab][s][i][2].sha1, chosen[lab][s][i][1]) for lab, s, i in flat]
+            plan = plan_dedup(entries, data.dedup)
+            examples += [e for e in plan.examples if e["sha1"] not in found][: 5 - len(examples)]
+            found.update(plan.found)
+            if not plan.drop:
+                break
+            banned |= plan.banned
+            gone = {flat[p] for p in plan.drop}
+            for lab, _, _ in gone:
+                dropped[lab] += 1
+            for lab in labels:
+                for s in SPLITS:
+                    kept = [x for i, x in enumerate(chosen[lab][s]) if (lab, s, i) not in gone]
+                    # Replacements come from the same seeded stream, so the draw stays reproducible.
+                    kept += stream_of[(lab, s)].take(target[(lab, s)] - len(kept), banned)
+                    chosen[lab][s] = kept
+        for (lab, s), n in target.items():
+            _check_short(lab, len(chosen[lab][s]), n, data, stream_of[(lab, s)], f" ({s} split, after de-dup)")
+    skipped = {name: Counter() for name in readers}
+    for st in {id(st): st for st in stream_of.values()}.values():
+        skipped[st.source.name].update(st.skipped)
+    for name, src in readers.items():
+        skipped[name].update(getattr(src, "ignored", {}))  # e.g. shard members with escaping paths
+    groups = Counter(found.values())
+    duplicates = {"policy": data.dedup, **{k: groups[k] for k in KINDS}, "dropped": dict(dropped),
+                  "examples": examples}
+    if sum(groups.values()):
+        logger.warning("duplicates among sampled images: %s (policy %s, dropped %d)",
+                       {k: groups[k] for k in KINDS}, data.dedup, sum(dropped.values()))
+    return Draw(labels, chosen, {k: dict(v) for k, v in skipped.items()}, duplicates)
