@@ -155,3 +155,13 @@ def test_init_from_run_loads_strictly_and_checks_the_model(tmp_path):
     other = create_method(load_config(None, [*TINY, "model=convnext_atto_1_10"]), 3)
     with pytest.raises(ValueError, match="backbone differs"):
         init_from_run(other.backbone, tmp_path)
+
+
+def test_anatomy_transform_reaches_both_views():
+    gray = create_method(load_config(None, [*TINY, "method.supervised.augment=full", "data.transform=grayscale"]), 3)
+    std, mean = torch.tensor([0.229, 0.224, 0.225])[:, None, None], torch.tensor([0.485, 0.456, 0.406])[:, None, None]
+    for view in (gray.create_train_transform(), gray.create_eval_transform()):
+        x = view(_img(4)) * std + mean  # back to [0, 1]
+        torch.testing.assert_close(x[0], x[1], atol=1e-5, rtol=0)
+    lpf = create_method(load_config(None, [*TINY, "method.supervised.augment=full", "data.transform=lpf"]), 3)
+    assert "RandAugment" not in repr(lpf.create_train_transform())  # Zeng et al. drop it for filters

@@ -17,7 +17,7 @@ from timm.data import Mixup
 from timm.loss import SoftTargetCrossEntropy
 from torch import nn
 
-from dsbias.config import Config, SupervisedConfig
+from dsbias.config import Config, DataConfig, SupervisedConfig
 from dsbias.data.augment import create_supervised_eval_transform, create_supervised_train_transform
 from dsbias.models import create_backbone
 
@@ -29,13 +29,10 @@ class SupervisedClassifier(nn.Module):
         backbone: From :func:`dsbias.models.create_backbone` (``num_features`` = D).
         num_sources: Number of sources S.
         cfg: Supervised settings (label smoothing, augmentation, corruption).
-        image_size: Network input side.
-        crop_pct: Eval view crop fraction (also the train view when ``augment.crop`` is off).
+        data: Data settings the views need (input size, eval crop, ``transform``).
     """
 
-    def __init__(
-        self, backbone: nn.Module, num_sources: int, cfg: SupervisedConfig, image_size: int, crop_pct: float
-    ) -> None:
+    def __init__(self, backbone: nn.Module, num_sources: int, cfg: SupervisedConfig, data: DataConfig) -> None:
         super().__init__()
         if num_sources < 2:
             raise ValueError(f"supervised: need at least 2 sources, got {num_sources}")
@@ -44,8 +41,7 @@ class SupervisedClassifier(nn.Module):
         nn.init.trunc_normal_(self.head.weight, std=0.02)
         nn.init.zeros_(self.head.bias)
         self.cfg = cfg
-        self.image_size = image_size
-        self.crop_pct = crop_pct
+        self.data = data
         aug = cfg.augment
         self.mixup: Mixup | None = None
         if aug.mixup > 0 or aug.cutmix > 0:
@@ -90,14 +86,14 @@ class SupervisedClassifier(nn.Module):
 
     def create_train_transform(self) -> Callable:
         """Training view (timm transforms at the configured augmentation level + the fixed corruption)."""
-        return create_supervised_train_transform(self.cfg, self.image_size, self.crop_pct)
+        return create_supervised_train_transform(self.cfg, self.data)
 
     def create_eval_transform(self) -> Callable:
-        """The paper's eval view (resize, center crop) + the same fixed corruption as in training."""
-        return create_supervised_eval_transform(self.cfg, self.image_size, self.crop_pct)
+        """The paper's eval view (resize, center crop) + the same corruption and ``data.transform`` as training."""
+        return create_supervised_eval_transform(self.cfg, self.data)
 
 
 def create_supervised(cfg: Config, num_sources: int) -> SupervisedClassifier:
     """Build the source classifier around a fresh ``cfg.model`` backbone."""
     backbone = create_backbone(cfg.model, cfg.data.image_size)
-    return SupervisedClassifier(backbone, num_sources, cfg.method.supervised, cfg.data.image_size, cfg.data.crop_pct)
+    return SupervisedClassifier(backbone, num_sources, cfg.method.supervised, cfg.data)
