@@ -109,12 +109,14 @@ def test_eval_covers_every_image_once_and_does_not_depend_on_batch_size():
 def test_loss_trend_flags_a_flat_curve():
     down = [{"step": s, "loss": 1.1 - 0.01 * s} for s in range(1, 51)]
     flat = [{"step": s, "loss": 1.1 + 0.01 * (s % 3)} for s in range(1, 51)]
-    assert loss_trend(down)["loss_decreased"] is True
-    assert loss_trend(flat)["loss_decreased"] is False
-    assert loss_trend(down[:1])["loss_decreased"] is None
+    early = [{"step": s, "loss": 1.0 + 0.001 * (s % 3)} for s in range(1, 51)]  # learnt before the first line
+    assert loss_trend(down, 3)["loss_decreased"] is True
+    assert loss_trend(flat, 3)["loss_decreased"] is False
+    assert loss_trend(early, 3)["loss_decreased"] is True  # below ln 3 = 1.0986: it did learn
+    assert loss_trend(down[:1], 3)["loss_decreased"] is None
     # eval lines and events are ignored; a step logged twice (resume) counts once
     noisy = [*down, {"step": 50, "eval/val_top1": 0.3}, {"event": "end", "step": 50, "loss": 9.0}]
-    assert loss_trend(noisy) == loss_trend(down)
+    assert loss_trend(noisy, 3) == loss_trend(down, 3)
 
 
 @pytest.mark.parametrize("path", sorted((REPO / "configs/classify").glob("*.yaml")), ids=lambda p: p.stem)

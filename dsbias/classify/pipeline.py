@@ -67,7 +67,8 @@ def build_metrics(cfg: Config, run: RunDir, manifest: Manifest, val: Predictions
     """``metrics.json``: the val report (top-1, CI, chance, confusion...), train top-1, loss trend, warnings."""
     train_labels = manifest.labels()[manifest.split_indices("train")]
     report = classification_report(val.labels, val.preds, manifest.sources, train_labels=train_labels)
-    trend = loss_trend(JsonlLog(run.log).read(), cfg.classify.loss_window, cfg.classify.loss_drop)
+    trend = loss_trend(JsonlLog(run.log).read(), len(manifest.sources), cfg.classify.loss_window,
+                       cfg.classify.loss_drop)
     warnings = []
     if trend["loss_decreased"] is False:
         warnings.append(f"training loss did not decrease (first {trend['loss_first']:.4f} -> last "
