@@ -39,8 +39,8 @@ AUGMENT = {
     ("full", 10_000): 72.4, ("full", 100_000): 80.1, ("full", 1_000_000): 84.7,
 }
 # Table 5 (YCD): fixed corruptions of train and val, by preset name.
-CORRUPT = {"none": 84.7, "jitter1": 81.1, "jitter2": 80.2, "noise02": 77.3, "noise03": 75.1, "blur3": 80.9,
-           "blur5": 78.1, "down64": 78.4, "down32": 68.4}
+CORRUPT = {"none": 84.7, "color_jitter_1.0": 81.1, "color_jitter_2.0": 80.2, "noise_0.2": 77.3, "noise_0.3": 75.1,
+           "blur_3": 80.9, "blur_5": 78.1, "downsample_64": 78.4, "downsample_32": 68.4}
 # Table 6: pseudo-datasets from YFCC, TRAIN accuracy (None = "fail", did not converge); val is ~33%.
 PSEUDO_TRAIN = {(100, False): 100.0, (1000, False): 100.0, (10_000, False): 100.0, (100_000, False): None,
                 (100, True): 100.0, (1000, True): 100.0, (10_000, True): None, (100_000, True): None}

@@ -58,7 +58,7 @@ class StudyContext:
 
 
 # Tiny presets: small enough that every study runs on a 2-core CPU in minutes, on the toy sources.
-TINY_CLASSIFY = ("data.per_source={train: 120, val: 60}", "data.image_size=32", "train.samples=2400",
+TINY_CLASSIFY = ("data.per_source={train: 120, val: 60}", "data.image_size=32", "train.samples=4800",
                  "train.batch_size=48", "train.log_every=10")
 TINY_SSL = ("data.per_source={train: 120, val: 60}", "data.image_size=32", "train.samples=2400",
             "train.batch_size=48", "train.log_every=10", "model.kwargs={patch_size: 8}")
@@ -120,9 +120,10 @@ def augment(ctx: StudyContext) -> list[Cell]:
 
 def corrupt(ctx: StudyContext) -> list[Cell]:
     """Table 5: fixed corruptions of train and val (presets in configs/corrupt/)."""
-    names = ["none", "jitter1", "jitter2", "noise02", "noise03", "blur3", "blur5", "down64", "down32"]
+    names = ["none", "color_jitter_1.0", "color_jitter_2.0", "noise_0.2", "noise_0.3", "blur_3", "blur_5",
+             "downsample_64", "downsample_32"]
     if ctx.tiny:
-        names = ["none", "jitter1", "noise02", "blur3", "down16"]
+        names = ["none", "color_jitter_1.0", "noise_0.2", "blur_3"]
     return [_cls("corrupt", n, f"method.supervised.corrupt={n}", corruption=n) for n in names]
 
 
