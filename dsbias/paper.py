@@ -46,10 +46,7 @@ PSEUDO_TRAIN = {(100, False): 100.0, (1000, False): 100.0, (10_000, False): 100.
                 (100, True): 100.0, (1000, True): 100.0, (10_000, True): None, (100_000, True): None}
 # Table 7 (YCD, ViT-B): supervised vs linear probe of MAE features.
 SSL = {("supervised", "end-to-end"): 82.9, ("mae", "linear"): 78.4}
-# Zeng, Yin & Liu Fig 1-9 (YCD, 30-epoch recipe, reference 82.0): accuracy after each transformation.
-ANATOMY = {"reference": 82.0, "canny": 71.0, "pixel_shuffle_random": 52.2, "pixel_shuffle_fixed": 58.5,
-           "patch_shuffle_random": 80.1, "patch_shuffle_fixed": 81.2, "mean_rgb": 48.5, "lpf": 70.4, "hpf": 79.2,
-           "hog": 79.9, "seg": 69.8, "det": 61.9, "vae": 77.4, "sam": 73.2, "depth": 73.1}
+# Zeng, Yin & Liu's anatomy values live in dsbias.anatomy.paper (ZYL_YCD).
 
 
 def canonical(name: str) -> str | None:

@@ -26,6 +26,8 @@ def paper_value(row: dict[str, Any]) -> float | None:
     """The published accuracy (percent) for a row's setting, when its sources are the paper's datasets."""
     names = json.loads(row["source_names"])
     study = row["study"]
+    if "baseline" in str(row["probe"]):
+        return None
     if study == "combos":
         return paper.COMBOS.get(paper.combo_key(names) or "")
     if study == "pseudo":
@@ -45,7 +47,10 @@ def paper_value(row: dict[str, Any]) -> float | None:
     if study == "ssl":
         return paper.SSL.get((row["method"], row["probe"]))
     if study == "anatomy":
-        return paper.ANATOMY.get(row["transform"])
+        from dsbias.anatomy.paper import ZYL_YCD
+
+        hit = ZYL_YCD.get("" if row["transform"] == "reference" else row["transform"])
+        return hit[0] if hit else None
     return None
 
 

@@ -151,9 +151,19 @@ def ssl(ctx: StudyContext) -> list[Cell]:
     return cells
 
 
+def anatomy(ctx: StudyContext) -> list[Cell]:
+    """Zeng, Yin & Liu: the classifier retrained on images that keep one kind of information (data.transform)."""
+    names = ["", "grayscale", "mean_rgb", "lpf", "hpf", "pixel_shuffle_random", "pixel_shuffle_fixed",
+             "patch_shuffle_random", "patch_shuffle_fixed", "canny", "hog", "jpeg", "downup", "canonical"]
+    if ctx.tiny:
+        names = ["", "grayscale", "mean_rgb", "lpf", "hpf", "patch_shuffle_fixed", "canny", "canonical"]
+    return [_cls("anatomy", n or "reference", f"data.transform={n}" if n else "data.transform=''",
+                 transform=n or "reference") for n in names]
+
+
 STUDIES: dict[str, Callable[[StudyContext], list[Cell]]] = {
     "combos": combos, "archs": archs, "model_size": model_size, "data_size": data_size, "augment": augment,
-    "corrupt": corrupt, "pseudo": pseudo, "ssl": ssl,
+    "corrupt": corrupt, "pseudo": pseudo, "ssl": ssl, "anatomy": anatomy,
 }
 
 
@@ -204,7 +214,7 @@ def execute(cmd: list[str], logf: Any) -> int:
 
 def run_study(
     name: str, out: Path, cfg: Config, base: list[str], seeds: int = 1, tiny: bool = False,
-    launcher: str = "", echo: Callable[[str], None] = print,
+    launcher: str = "", echo: Callable[[str], None] = print, baselines: bool = True,
 ) -> list[dict[str, Any]]:
     """Run (or resume) every cell x seed of a study, then collect the result rows.
 
@@ -217,6 +227,7 @@ def run_study(
         tiny: Use the tiny CPU preset.
         launcher: Command prefix for training runs (default: this Python; e.g. ``accelerate launch``).
         echo: Where the live progress lines go.
+        baselines: Also score the shortcut baselines (metadata-only, tiny image) on every run's data.
     """
     cells = build_cells(name, StudyContext(cfg.data.sources, tiny))
     launch = shlex.split(launcher) if launcher else [sys.executable]
@@ -240,6 +251,8 @@ def run_study(
                                        f"(exit {code}); see {rdir / 'study.log'}")
         done_times.append(time.perf_counter() - t)
         echo(f"      done in {done_times[-1]:.0f}s")
+    if baselines:
+        run_baselines_for(cells, out, seeds, echo)
     rows = collect(name, cells, out, seeds)
     echo(f"study {name}: {len(todo)} runs in {(time.perf_counter() - t0) / 60:.1f} min, {len(rows)} result rows")
     return rows
@@ -265,6 +278,24 @@ def _row(cell: Cell, rdir: Path, seed: int, probe: str, res: dict[str, Any], cfg
     }
 
 
+def run_baselines_for(cells: list[Cell], out: Path, seeds: int, echo: Callable[[str], None]) -> None:
+    """Metadata-only and tiny-image baselines on each run's manifest (``baselines.json``, skipped if present)."""
+    from dsbias.anatomy.baselines import run_baselines
+    from dsbias.data.manifest import Manifest
+    from dsbias.runs import write_json
+
+    for cell, seed in ((c, s) for c in cells for s in range(seeds)):
+        rdir = run_dir(out, cell, seed)
+        if (rdir / "baselines.json").is_file() or not (rdir / "manifest.jsonl").is_file():
+            continue
+        cfg = load_config(rdir / "config.yaml")
+        # Baselines read the images as stored: the transformation under study is not applied to them.
+        res = run_baselines(Manifest.load(rdir / "manifest.jsonl"), cfg.data, max_train=10_000, seed=seed)
+        write_json(rdir / "baselines.json", res)
+        echo(f"      baselines {rdir.name}: metadata {100 * res['metadata']['top1']:.1f}%, "
+             f"tiny image {100 * res['tiny']['top1']:.1f}%")
+
+
 def collect(name: str, cells: list[Cell], out: Path, seeds: int) -> list[dict[str, Any]]:
     """One row per (run, probe) from the run dirs' ``metrics.json`` / ``probe_*.json``."""
     rows = []
@@ -279,6 +310,11 @@ def collect(name: str, cells: list[Cell], out: Path, seeds: int) -> list[dict[st
             for probe in ("linear", "knn"):
                 res = json.loads((rdir / "features" / f"probe_{probe}.json").read_text())
                 rows.append(_row(cell, rdir, seed, probe, res, cfg))
+        if (rdir / "baselines.json").is_file():
+            b = json.loads((rdir / "baselines.json").read_text())
+            for probe, key in (("metadata baseline", "metadata"), ("tiny-image baseline", "tiny")):
+                if key in b:
+                    rows.append(_row(cell, rdir, seed, probe, {**b[key], "n_val": b[key].get("n")}, cfg))
     return rows
 
 
@@ -297,6 +333,7 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("--out", default=None, help="study directory (default: out/study-<name>)")
     parser.add_argument("--config", default=None, help="base config file passed to every run")
     parser.add_argument("--launcher", default="", help="training command prefix, e.g. 'accelerate launch'")
+    parser.add_argument("--no-baselines", action="store_true", help="skip the metadata / tiny-image baselines")
     parser.add_argument("overrides", nargs="*", help="key=value or group=name, passed to every run")
     args = parser.parse_args(argv)
     setup_logging()
@@ -307,7 +344,8 @@ def main(argv: list[str] | None = None) -> Path:
         base = ["--config", args.config, *base]
     cfg = load_config(args.config or find_preset("classify/default"), [o for o in base if "=" in o])
     out = Path(args.out or f"out/study-{args.study}")
-    rows = run_study(args.study, out, cfg, base, seeds=args.seeds, tiny=args.tiny, launcher=args.launcher)
+    rows = run_study(args.study, out, cfg, base, seeds=args.seeds, tiny=args.tiny, launcher=args.launcher,
+                     baselines=not args.no_baselines)
     command = shlex.join(["python", "tools/study.py", *(argv if argv is not None else sys.argv[1:])])
     report = write_report(args.study, rows, out, command)
     print(f"report: {report}\nresults: {out / 'results.csv'}")
