@@ -181,3 +181,15 @@ def test_liu_he_recipe_runs_tiny_with_accumulation_and_resumes(tmp_path):
     assert (tmp_path / "metrics.json").is_file() and (tmp_path / "backbone.safetensors").is_file()
     again = main(cfg)  # the run is complete: rerunning evaluates the saved state again
     assert again["top1"] == first["top1"] and again["confusion"] == first["confusion"]
+
+
+def test_two_fresh_runs_are_identical(tmp_path):
+    from dsbias.classify import main
+    from dsbias.runs import JsonlLog
+
+    over = [*TINY, "train.batch_size=12", "train.samples=48", "train.log_every=1", "train.log_with=[]"]
+    runs = [main(load_config(REPO / "configs/classify/default.yaml", [*over, f"out={tmp_path / str(i)}"]))
+            for i in range(2)]
+    assert runs[0]["confusion"] == runs[1]["confusion"]
+    losses = [[r["loss"] for r in JsonlLog(tmp_path / str(i) / "log.jsonl").read() if "loss" in r] for i in range(2)]
+    assert losses[0] == losses[1] and len(losses[0]) == 4

@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from accelerate.utils import set_seed
+
 from dsbias.classify.evaluate import Evaluator, Predictions, predict
 from dsbias.classify.finetune import init_from_run
 from dsbias.classify.loss_check import loss_trend
@@ -33,6 +35,7 @@ def main(cfg: Config) -> dict[str, Any]:
     run, accelerator = prepare_run(cfg)
     manifest = build_data(cfg, run, accelerator)
     # ============ method ============
+    set_seed(cfg.train.seed)  # the initial weights (and head) are a function of the seed: runs repeat exactly
     method = create_method(cfg, len(manifest.sources))
     if cfg.classify.init:
         init_from_run(method.backbone, cfg.classify.init)
