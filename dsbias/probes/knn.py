@@ -1,0 +1,176 @@
+"""Weighted kNN probe on cached features (DINO protocol), searched with faiss on CPU or GPU.
+
+Protocol (DINO ``eval_knn.py``): L2-normalise train and val features, cosine similarity = inner product, the
+k nearest train rows vote for their source with weight ``exp(sim / T)``; k=20, T=0.07 by default. Several k are
+served by one search at the largest k (the top-k of a top-K list is its first k columns).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import faiss
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from dsbias.features import FeatureSet
+from dsbias.stats import bootstrap_ci, classification_report
+
+log = logging.getLogger(__name__)
+
+GPU_MAX_K = 2048  # faiss GPU k-selection limit (GPU_MAX_SELECTION_K)
+ADD_CHUNK = 65536  # base rows normalised and added per step: bounds the float32 copy of a memmapped bank
+# Bank rows per BLAS block in faiss's CPU flat search (faiss default 1024). Each block ends in an OpenMP barrier;
+# on a shared CPU 4096 was ~25% faster (fewer barriers), on an idle one the same (tools/bench_probes.py).
+DB_BLOCK = 4096
+
+
+def gpu_available() -> bool:
+    """True when this faiss build has GPU support and sees at least one GPU."""
+    return hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0
+
+
+def normalized(x: np.ndarray) -> np.ndarray:
+    """L2-normalised float32 C-contiguous copy of ``x [N, D]`` (never modifies a memmap in place)."""
+    out = np.array(x, dtype=np.float32, order="C", copy=True)
+    faiss.normalize_L2(out)
+    return out
+
+
+def create_index(bank: np.ndarray, backend: str, progress: bool = False) -> faiss.Index:
+    """An exact inner-product index over the L2-normalised rows of ``bank [N, D]``.
+
+    Args:
+        bank: Train features, any float dtype, possibly memory-mapped; normalised chunk by chunk.
+        backend: ``"cpu"`` or ``"gpu"`` (sharded over all visible GPUs).
+        progress: Show a progress bar while adding.
+    """
+    n, d = bank.shape
+    index = faiss.IndexFlatIP(d)
+    if backend == "gpu":
+        co = faiss.GpuMultipleClonerOptions()
+        co.shard = True  # each GPU holds N / G rows: banks larger than one card fit
+        index = faiss.index_cpu_to_all_gpus(index, co=co)
+    for start in tqdm(range(0, n, ADD_CHUNK), desc="kNN bank", disable=not progress, leave=False):
+        index.add(normalized(bank[start:start + ADD_CHUNK]))
+    assert index.ntotal == n, f"index holds {index.ntotal} rows, bank has {n}"
+    return index
+
+
+def knn_search(
+    bank: np.ndarray, queries: np.ndarray, k: int, backend: str = "cpu", query_chunk: int = 4096,
+    progress: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact cosine top-k of every query row among the bank rows.
+
+    Args:
+        bank: ``[N, D]`` train features (raw; normalised here).
+        queries: ``[Q, D]`` query features (raw; normalised here).
+        k: Neighbours per query, ``1 <= k <= N``.
+        backend: ``"cpu"`` or ``"gpu"``.
+        query_chunk: Queries per search call; bounds the float32 copy and the ``[chunk, k]`` results.
+        progress: Show progress bars.
+
+    Returns:
+        ``sims [Q, k]`` float32 (descending) and ``idx [Q, k]`` int64 bank rows.
+    """
+    n, q = bank.shape[0], queries.shape[0]
+    if not 1 <= k <= n:
+        raise ValueError(f"k={k} must be in 1..{n} (bank size)")
+    if backend == "gpu" and k > GPU_MAX_K:
+        raise ValueError(f"k={k} exceeds the faiss GPU limit {GPU_MAX_K}")
+    index = create_index(bank, backend, progress)
+    sims = np.empty((q, k), dtype=np.float32)
+    idx = np.empty((q, k), dtype=np.int64)
+    default_block = faiss.cvar.distance_compute_blas_database_bs
+    faiss.cvar.distance_compute_blas_database_bs = DB_BLOCK  # a faiss global: restored below
+    try:
+        # Fixed-size chunks (not Q // 100 as in DINO, which breaks below 100 queries).
+        for start in tqdm(range(0, q, query_chunk), desc="kNN search", disable=not progress, leave=False):
+            stop = min(start + query_chunk, q)
+            sims[start:stop], idx[start:stop] = index.search(normalized(queries[start:stop]), k)
+    finally:
+        faiss.cvar.distance_compute_blas_database_bs = default_block
+    assert (idx >= 0).all(), "faiss returned -1 neighbours (fewer than k rows in the index?)"
+    return sims, idx
+
+
+def knn_vote(sims: np.ndarray, neighbour_labels: np.ndarray, num_classes: int, temperature: float) -> np.ndarray:
+    """Class scores ``[Q, C]`` from ``exp(sim / T)``-weighted votes of the neighbours.
+
+    Args:
+        sims: ``[Q, k]`` cosine similarities.
+        neighbour_labels: ``[Q, k]`` source ids of the neighbours.
+        num_classes: Number of sources, passed explicitly (a class absent from val must keep its column).
+        temperature: Softmax-like temperature T.
+    """
+    weights = torch.from_numpy(sims).double().div(temperature).exp()  # [Q, k]; float64: exp(1/0.07) is ~1.6e6
+    scores = torch.zeros(sims.shape[0], num_classes, dtype=torch.float64)
+    scores.scatter_add_(1, torch.from_numpy(neighbour_labels), weights)  # [Q, C]
+    return scores.numpy()
+
+
+def resolve_backend(requested: str, max_k: int, notes: list[str]) -> str:
+    """Pick ``cpu``/``gpu`` for ``requested`` in ``{auto, cpu, gpu}``; explains any choice in ``notes``."""
+    if requested == "gpu" and not gpu_available():
+        raise ValueError("--device gpu: this faiss has no GPU support or sees no GPU (faiss-gpu build needed)")
+    if requested == "cpu" or (requested == "auto" and not gpu_available()):
+        return "cpu"
+    if max_k > GPU_MAX_K:
+        if requested == "gpu":
+            raise ValueError(f"k={max_k} exceeds the faiss GPU limit {GPU_MAX_K}; use --device cpu")
+        notes.append(f"k={max_k} exceeds the faiss GPU limit {GPU_MAX_K}: searched on CPU")
+        return "cpu"
+    return "gpu"
+
+
+def run_knn(
+    fs: FeatureSet, ks: list[int] | tuple[int, ...] = (20,), temperature: float = 0.07, device: str = "auto",
+    query_chunk: int = 4096, threads: int | None = None, progress: bool = True,
+) -> dict[str, Any]:
+    """kNN probe of val against train: one search at the largest k, a report per k.
+
+    Args:
+        fs: Features from ``load_features``.
+        ks: Neighbour counts; the first is the primary result. Each is clipped to the bank size (with a note).
+        temperature: Vote temperature T.
+        device: ``auto`` (GPU when faiss-gpu sees one), ``cpu`` or ``gpu``.
+        query_chunk: Queries per faiss search call.
+        threads: faiss OpenMP threads (``None``: faiss default).
+        progress: Progress bars.
+
+    Returns:
+        A JSON-ready dict: the primary k's ``classification_report`` fields plus ``per_k``, ``k``, ``backend``,
+        ``notes``, ``n_train``, ``n_val``.
+    """
+    n_train, n_val, num_classes = len(fs.train), len(fs.val), len(fs.sources)
+    notes: list[str] = []
+    ks_eff = []
+    for k in ks:
+        if k < 1:
+            raise ValueError(f"k={k}: must be >= 1")
+        if k > n_train:
+            notes.append(f"k={k} > bank size {n_train}: clipped to {n_train}")
+        ks_eff.append(min(k, n_train))
+    backend = resolve_backend(device, max(ks_eff), notes)
+    if threads:
+        faiss.omp_set_num_threads(threads)
+    log.info("kNN: %d train x %d val, d=%d, k=%s, T=%g, faiss %s", n_train, n_val, fs.dim, ks_eff, temperature,
+             backend)
+    sims, idx = knn_search(fs.train.features, fs.val.features, max(ks_eff), backend, query_chunk, progress)
+    neighbour_labels = fs.train.labels[idx]  # [Q, K]
+    per_k = {}
+    for k_req, k in zip(ks, ks_eff):
+        pred = np.concatenate([  # voted in row chunks: the float64 weights stay small for millions of queries
+            knn_vote(sims[i:i + ADD_CHUNK, :k], neighbour_labels[i:i + ADD_CHUNK, :k], num_classes, temperature)
+            .argmax(1) for i in range(0, n_val, ADD_CHUNK)])
+        rep = classification_report(fs.val.labels, pred, fs.sources, fs.train.labels)
+        rep["ci95_bootstrap"] = list(bootstrap_ci(pred == fs.val.labels))
+        rep["k"] = k
+        per_k[str(k_req)] = rep
+    for note in notes:
+        log.warning("kNN: %s", note)
+    primary = per_k[str(ks[0])]
+    return {**primary, "per_k": per_k, "backend": backend, "notes": notes, "n_train": n_train, "n_val": n_val}
