@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from dsbias.classify import main
@@ -22,6 +23,11 @@ STRONG = ("data.sources=[{name: a, kind: toy, bias: 1.0}, {name: b, kind: toy, b
 
 
 @pytest.mark.slow
+def m_labels(run, index):
+    rows = [json.loads(line) for line in (run / "manifest.jsonl").read_text().splitlines()]
+    return np.array([rows[i]["source_id"] for i in index])
+
+
 def test_cli_writes_the_metrics_contract(tmp_path):
     out = tmp_path / "run"
     env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}
@@ -36,6 +42,10 @@ def test_cli_writes_the_metrics_contract(tmp_path):
         assert key in m, key
     assert m["n_val"] == 48 and m["n_train"] == 96 and m["chance"] == pytest.approx(1 / 3)
     assert (out / "backbone.safetensors").is_file() and "top-1" in proc.stdout
+    probs, index = np.load(out / "val_probs.npy"), np.load(out / "val_index.npy")
+    assert probs.shape == (48, 3) and np.allclose(probs.sum(1), 1, atol=1e-5)
+    assert m["top1"] == pytest.approx(float(np.mean(probs.argmax(1) == m_labels(out, index))))
+    assert m["params"] > 0
 
 
 @pytest.mark.slow
