@@ -507,6 +507,11 @@ def _coerce(value: Any, tp: Any, key: str, origin: str) -> Any:
             raise fail()
         return value
     if tp is float:
+        if isinstance(value, str):
+            try:  # PyYAML (YAML 1.1) reads `3e-3` as text: accept any float literal for a float field
+                return float(value)
+            except ValueError:
+                raise fail() from None
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise fail()
         return float(value)

@@ -30,11 +30,13 @@ class Predictions:
         index: Manifest rows ``[N]``.
         labels: True source ids ``[N]``.
         preds: Predicted source ids ``[N]``.
+        probs: Softmax source probabilities ``[N, S]`` float32.
     """
 
     index: np.ndarray
     labels: np.ndarray
     preds: np.ndarray
+    probs: np.ndarray
 
     @property
     def top1(self) -> float:
@@ -66,20 +68,21 @@ def predict(
                                 dynamic_ncols=True, leave=False):
             with accelerator.autocast():
                 logits = method.logits(x.to(accelerator.device, non_blocking=True))  # [B, S]
-            parts.append((index.numpy(), y.numpy(), logits.argmax(1).cpu().numpy()))
+            probs = logits.float().softmax(1).cpu().numpy()  # [B, S]
+            parts.append((index.numpy(), y.numpy(), probs))
     method.train(was_training)
-    local = [(int(i), int(t), int(p)) for idx, ys, ps in parts for i, t, p in zip(idx, ys, ps)]
+    local = [(int(i), int(t), p.tolist()) for idx, ys, ps in parts for i, t, p in zip(idx, ys, ps)]
     rows = gather_object(local) if world > 1 else local
-    by_index: dict[int, tuple[int, int]] = {}
+    by_index: dict[int, tuple[int, list[float]]] = {}
     for i, t, p in rows:
         by_index[i] = (t, p)
     missing = set(ds.index.tolist()) - by_index.keys()
     assert not missing and len(by_index) == n, f"{desc}: {len(missing)} images not evaluated, {len(by_index)} of {n}"
     index = np.asarray(ds.index, dtype=np.int64)
     labels = np.array([by_index[int(i)][0] for i in index], dtype=np.int64)
-    preds = np.array([by_index[int(i)][1] for i in index], dtype=np.int64)
+    probs = np.array([by_index[int(i)][1] for i in index], dtype=np.float32).reshape(n, -1)
     assert np.array_equal(labels, ds.labels), f"{desc}: labels do not match the manifest"
-    return Predictions(index=index, labels=labels, preds=preds)
+    return Predictions(index=index, labels=labels, preds=probs.argmax(1).astype(np.int64), probs=probs)
 
 
 class Evaluator:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from accelerate.utils import set_seed
+
 from dsbias.classify.evaluate import Evaluator, Predictions, predict
 from dsbias.classify.finetune import init_from_run
 from dsbias.classify.loss_check import loss_trend
@@ -18,7 +20,7 @@ from dsbias.data.dataset import MixedDataset
 from dsbias.data.manifest import Manifest
 from dsbias.engine import train
 from dsbias.methods import create_method
-from dsbias.runs import JsonlLog, RunDir, write_json
+from dsbias.runs import JsonlLog, RunDir, save_npy, write_json
 from dsbias.stats import classification_report, format_table, wilson_ci
 from dsbias.train import build_data, export_backbone, prepare_run
 
@@ -33,6 +35,7 @@ def main(cfg: Config) -> dict[str, Any]:
     run, accelerator = prepare_run(cfg)
     manifest = build_data(cfg, run, accelerator)
     # ============ method ============
+    set_seed(cfg.train.seed)  # the initial weights (and head) are a function of the seed: runs repeat exactly
     method = create_method(cfg, len(manifest.sources))
     if cfg.classify.init:
         init_from_run(method.backbone, cfg.classify.init)
@@ -55,15 +58,19 @@ def main(cfg: Config) -> dict[str, Any]:
         train_pred = predict(method, train_eval_ds, accelerator, bs, workers, desc="train (eval view)")
     # ============ export + report ============
     export_backbone(run, method, cfg, manifest, accelerator)
-    metrics = build_metrics(cfg, run, manifest, val, train_pred, summary)
+    params = sum(p.numel() for p in method.parameters())  # with the S-way head, as Liu & He count them
+    metrics = build_metrics(cfg, run, manifest, val, train_pred, summary, params)
     if accelerator.is_main_process:
+        # Per-image val probabilities (manifest order): the report's most/least confidently named images.
+        save_npy(run.root / "val_probs.npy", val.probs)
+        save_npy(run.root / "val_index.npy", val.index)
         write_json(run.root / "metrics.json", metrics)
         print(summary_text(cfg, run, metrics))
     return metrics
 
 
 def build_metrics(cfg: Config, run: RunDir, manifest: Manifest, val: Predictions, train_pred: Predictions | None,
-                  summary: dict[str, Any]) -> dict[str, Any]:
+                  summary: dict[str, Any], params: int | None = None) -> dict[str, Any]:
     """``metrics.json``: the val report (top-1, CI, chance, confusion...), train top-1, loss trend, warnings."""
     train_labels = manifest.labels()[manifest.split_indices("train")]
     report = classification_report(val.labels, val.preds, manifest.sources, train_labels=train_labels)
@@ -89,6 +96,7 @@ def build_metrics(cfg: Config, run: RunDir, manifest: Manifest, val: Predictions
         "warnings": warnings,
         "pseudo": cfg.data.pseudo,
         "model": cfg.model.name,
+        "params": params,
         "init": cfg.classify.init,
         "augment": {"crop": aug.crop, "randaug": aug.randaug, "mixup": aug.mixup, "cutmix": aug.cutmix},
         "corrupt": {"kind": corrupt.kind, "strength": corrupt.strength},
