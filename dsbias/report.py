@@ -94,7 +94,8 @@ def study_table(entries: list[dict[str, Any]]) -> str:
         lo, hi = e["pooled_ci"]
         p = e["paper"]
         delta = f"{100 * e['mean'] - p:+.1f}" if p is not None else "-"
-        cells = [e["label"], e["sources"], e["probe"], f"{_pct(e['mean'])} ± {_pct(e['std'])} (n={e['seeds']})",
+        spread = f" ± {_pct(e['std'])}" if e["seeds"] > 1 else ""
+        cells = [e["label"], e["sources"], e["probe"], f"{_pct(e['mean'])}{spread} (n={e['seeds']})",
                  f"{_pct(lo)}–{_pct(hi)}", _pct(e["chance"]), _pct(e["majority"])]
         cells += [_pct(e["train_mean"])] if show_train else []
         cells += [f"{p:.1f}" if p is not None else "-", delta]
@@ -186,6 +187,43 @@ def plot_training_curves(entries: list[dict[str, Any]], out: Path, path: Path) -
     return any_curve
 
 
+def plot_confident_images(rdir: Path, path: Path, n: int = 4) -> bool:
+    """Per source, the val images the classifier names most and least confidently (p of the true source).
+
+    Needs the run's ``val_probs.npy`` (written by ``probe/classify.py``); False when it is absent.
+    """
+    if not (rdir / "val_probs.npy").is_file():
+        return False
+    from dsbias.anatomy.leakage import confidence_extremes
+    from dsbias.config import load_config
+    from dsbias.data.manifest import Manifest
+    from dsbias.data.sources import create_sources
+
+    manifest = Manifest.load(rdir / "manifest.jsonl")
+    probs, index = np.load(rdir / "val_probs.npy"), np.load(rdir / "val_index.npy")
+    rows = [manifest.rows[int(i)] for i in index]
+    labels = np.array([r["source_id"] for r in rows])
+    ext = confidence_extremes(probs, labels, rows, manifest.sources, n=n)
+    readers = create_sources(load_config(rdir / "config.yaml").data)
+    plt = _plt()
+    names = manifest.sources
+    fig, axes = plt.subplots(len(names), 2 * n, figsize=(1.5 * 2 * n, 1.7 * len(names)), squeeze=False)
+    for r, name in enumerate(names):
+        for c, (kind, entry) in enumerate([("most", e) for e in ext[name]["most"][:n]]
+                                          + [("least", e) for e in ext[name]["least"][:n]]):
+            ax = axes[r, c]
+            row = manifest.rows[entry["index"]]
+            ax.imshow(readers[row["origin"]].read(row["item"])[0])
+            ax.set_title(f"{'+' if kind == 'most' else '-'} p={entry['p_true']:.2f}", fontsize=6,
+                         color="green" if entry["predicted"] == name else "red")
+            ax.axis("off")
+        axes[r, 0].text(-0.1, 0.5, name, transform=axes[r, 0].transAxes, ha="right", va="center", fontsize=8)
+    fig.suptitle(f"{rdir.name}: left {n} most, right {n} least confidently named val images per source "
+                 "(green: predicted right)", fontsize=8)
+    _save(fig, path)
+    return True
+
+
 def write_report(name: str, rows: list[dict[str, Any]], out: Path, command: str) -> Path:
     """Write ``results.csv``, the figures and ``report.md`` for the collected rows."""
     out.mkdir(parents=True, exist_ok=True)
@@ -212,6 +250,10 @@ def write_report(name: str, rows: list[dict[str, Any]], out: Path, command: str)
             md += ["![accuracy vs model size](figures/model_size.png)", ""]
         if plot_training_curves(es, out, fig_dir / f"{study}_curves.png"):
             md += [f"![training curves](figures/{study}_curves.png)", ""]
+        first = next((e for e in es if e["probe"] == "end-to-end"), None)
+        if first is not None and plot_confident_images(out / "runs" / first["run"], fig_dir / f"{study}_images.png"):
+            md += [f"Most and least confidently named val images ({first['label']}):", "",
+                   f"![identifiable images](figures/{study}_images.png)", ""]
         if study == "pseudo":
             flagged = [e["label"] for e in es if e.get("loss_decreased") is False]
             md += [f"Runs whose training loss did not decrease (the paper's 'fail'): {', '.join(flagged) or 'none'}.",

@@ -192,17 +192,25 @@ def is_complete(cell: Cell, rdir: Path) -> bool:
     return all((rdir / "features" / f"probe_{p}.json").is_file() for p in ("linear", "knn"))
 
 
+def _order(base: list[str], tiny: list[str]) -> list[str]:
+    """``--config`` and preset selections (``data=toy4``) first, then the tiny preset, then dotted overrides:
+    a later ``group=name`` would reset the tiny sizes, and the user's own ``a.b=value`` must win over them."""
+    groups = [o for o in base if "=" not in o or "." not in o.split("=", 1)[0]]
+    dotted = [o for o in base if "=" in o and "." in o.split("=", 1)[0]]
+    return [*groups, *tiny, *dotted]
+
+
 def commands(cell: Cell, rdir: Path, seed: int, base: list[str], launcher: list[str], tiny: bool) -> list[list[str]]:
     """The CLI commands that produce one cell's run dir (what a user would type)."""
     seeds = [f"data.seed={seed}", f"train.seed={seed}"]
     if cell.kind == "classify":
         tiny_over = list(TINY_CLASSIFY) if tiny else []
-        return [[*launcher, str(REPO / "probe" / "classify.py"), "--out", str(rdir), *tiny_over, *base,
+        return [[*launcher, str(REPO / "probe" / "classify.py"), "--out", str(rdir), *_order(base, tiny_over),
                  *cell.overrides, *seeds]]
     tiny_over = list(TINY_SSL) if tiny else []
     py = [sys.executable]
-    return [[*launcher, str(REPO / "ssl" / "pretrain.py"), "--out", str(rdir), *tiny_over, *base, *cell.overrides,
-             *seeds],
+    return [[*launcher, str(REPO / "ssl" / "pretrain.py"), "--out", str(rdir), *_order(base, tiny_over),
+             *cell.overrides, *seeds],
             [*py, str(REPO / "probe" / "linear.py"), "--features", str(rdir)],
             [*py, str(REPO / "probe" / "knn.py"), "--features", str(rdir)]]
 
