@@ -155,9 +155,11 @@ def anatomy(ctx: StudyContext) -> list[Cell]:
     """Zeng, Yin & Liu: the classifier retrained on images that keep one kind of information (data.transform)."""
     names = ["", "grayscale", "mean_rgb", "lpf", "hpf", "pixel_shuffle_random", "pixel_shuffle_fixed",
              "patch_shuffle_random", "patch_shuffle_fixed", "canny", "hog", "jpeg", "downup", "canonical"]
+    # Tiny: toy sources that differ ONLY by a colour cast, so what must fall to chance is known in advance.
+    data = ["data=toy_color"] if ctx.tiny else []
     if ctx.tiny:
         names = ["", "grayscale", "mean_rgb", "lpf", "hpf", "patch_shuffle_fixed", "canny", "canonical"]
-    return [_cls("anatomy", n or "reference", f"data.transform={n}" if n else "data.transform=''",
+    return [_cls("anatomy", n or "reference", *data, f"data.transform={n}" if n else "data.transform=''",
                  transform=n or "reference") for n in names]
 
 
@@ -205,12 +207,12 @@ def commands(cell: Cell, rdir: Path, seed: int, base: list[str], launcher: list[
     seeds = [f"data.seed={seed}", f"train.seed={seed}"]
     if cell.kind == "classify":
         tiny_over = list(TINY_CLASSIFY) if tiny else []
-        return [[*launcher, str(REPO / "probe" / "classify.py"), "--out", str(rdir), *_order(base, tiny_over),
-                 *cell.overrides, *seeds]]
+        return [[*launcher, str(REPO / "probe" / "classify.py"), "--out", str(rdir),
+                 *_order([*base, *cell.overrides], tiny_over), *seeds]]
     tiny_over = list(TINY_SSL) if tiny else []
     py = [sys.executable]
-    return [[*launcher, str(REPO / "ssl" / "pretrain.py"), "--out", str(rdir), *_order(base, tiny_over),
-             *cell.overrides, *seeds],
+    return [[*launcher, str(REPO / "ssl" / "pretrain.py"), "--out", str(rdir),
+             *_order([*base, *cell.overrides], tiny_over), *seeds],
             [*py, str(REPO / "probe" / "linear.py"), "--features", str(rdir)],
             [*py, str(REPO / "probe" / "knn.py"), "--features", str(rdir)]]
 

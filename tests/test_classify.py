@@ -193,3 +193,16 @@ def test_two_fresh_runs_are_identical(tmp_path):
     assert runs[0]["confusion"] == runs[1]["confusion"]
     losses = [[r["loss"] for r in JsonlLog(tmp_path / str(i) / "log.jsonl").read() if "loss" in r] for i in range(2)]
     assert losses[0] == losses[1] and len(losses[0]) == 4
+
+
+def test_randaugment_posterize_zero_bits_does_not_crash():
+    """timm asks Pillow for 0-bit posterize at high magnitude; Pillow >= 13 refuses (see dsbias.data.augment)."""
+    import numpy as np
+    from PIL import Image
+    from timm.data.auto_augment import AugmentOp
+
+    import dsbias.data.augment  # noqa: F401  (installs the fix)
+
+    op = AugmentOp("PosterizeIncreasing", prob=1.0, magnitude=10)  # -> keep 4 - 4 = 0 bits
+    out = op(Image.new("RGB", (8, 8), (200, 100, 50)))
+    assert np.asarray(out).max() == 0

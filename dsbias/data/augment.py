@@ -15,13 +15,33 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from timm.data import create_transform
+from PIL import Image
+from timm.data import auto_augment, create_transform
 from torchvision import transforms as T
 
 from dsbias.anatomy.transforms import create_anatomy_transforms
 from dsbias.config import DataConfig, SupervisedConfig
 from dsbias.data.corrupt import Corruption
 from dsbias.data.transforms import IMAGENET_MEAN, IMAGENET_STD, create_eval_transform
+
+_timm_posterize = auto_augment.posterize
+
+
+def _posterize(img: Image.Image, bits_to_keep: int, **kwargs: object) -> Image.Image:
+    """timm's posterize, also for 0 bits.
+
+    At high magnitude timm's RandAugment (``rand-m9-mstd0.5-inc1``: magnitude noise reaches 10) asks to keep 0
+    bits, meaning a black image; Pillow >= 13 raises ValueError for bits < 1 instead, which kills a training run
+    at a random step. Returning the black image gives exactly what Pillow < 13 returned.
+    """
+    if bits_to_keep <= 0:
+        return Image.new(img.mode, img.size)
+    return _timm_posterize(img, bits_to_keep, **kwargs)
+
+
+for _name, _op in list(auto_augment.NAME_TO_OP.items()):
+    if _op is _timm_posterize:
+        auto_augment.NAME_TO_OP[_name] = _posterize
 
 
 def create_supervised_eval_transform(cfg: SupervisedConfig, data: DataConfig) -> T.Compose:
