@@ -236,10 +236,72 @@ class MoCoV3Config:
 
 
 @dataclass
+class AugmentConfig:
+    """Training augmentation of the supervised classifier (timm's ``create_transform`` and ``Mixup``).
+
+    The defaults are Liu & He's recipe (Table 9). The levels of their augmentation ablation (Table 4) are
+    presets: ``method.supervised.augment=none|crop|crop_randaug|full`` (``configs/augment/``).
+
+    Attributes:
+        crop: RandomResizedCrop (+ flip); off: the eval view (resize + center crop) for training too.
+        scale: RandomResizedCrop area range.
+        hflip: Horizontal flip probability (with ``crop``).
+        color_jitter: timm colour jitter strength (0: off; timm ignores it while RandAugment is on).
+        randaug: timm RandAugment string (``rand-m9-mstd0.5-inc1`` = magnitude 9, std 0.5, 2 ops); empty: off.
+        interpolation: Resampling of the random crop (and RandAugment).
+        reprob: Random erasing probability (the paper: 0).
+        mixup: Mixup alpha (0: off).
+        cutmix: CutMix alpha (0: off).
+        mixup_prob: Probability of mixing a batch (or element) at all.
+        switch_prob: Probability of CutMix instead of Mixup when both are on.
+        mode: Mixup mode: ``batch`` (ConvNeXt default), ``pair`` or ``elem`` (the follow-up's code).
+    """
+
+    crop: bool = True
+    scale: list[float] = field(default_factory=lambda: [0.08, 1.0])
+    hflip: float = 0.5
+    color_jitter: float = 0.0
+    randaug: str = "rand-m9-mstd0.5-inc1"
+    interpolation: str = "bicubic"
+    reprob: float = 0.0
+    mixup: float = 0.8
+    cutmix: float = 1.0
+    mixup_prob: float = 1.0
+    switch_prob: float = 0.5
+    mode: Literal["batch", "pair", "elem"] = "batch"
+
+
+@dataclass
+class CorruptConfig:
+    """A fixed corruption applied to every train AND val image (Liu & He Table 5; presets ``configs/corrupt/``).
+
+    Applied to the network-size image after cropping/RandAugment and before normalisation, seeded by the
+    image content, so a val image always gets the same corruption.
+
+    Attributes:
+        kind: ``none``, ``color_jitter`` (SimCLR-style strength s: brightness/contrast/saturation 0.8 s,
+            hue 0.2 s), ``noise`` (Gaussian, std in [0, 1] pixel units), ``blur`` (Gaussian, radius in pixels)
+            or ``downsample`` (to strength x strength pixels, bicubic, then back up to the input size).
+        strength: The parameter of ``kind`` (see above).
+    """
+
+    kind: Literal["none", "color_jitter", "noise", "blur", "downsample"] = "none"
+    strength: float = 0.0
+
+
+@dataclass
 class SupervisedConfig:
-    """End-to-end source classification (the paper's headline experiment)."""
+    """End-to-end source classification (the paper's headline experiment).
+
+    Attributes:
+        label_smoothing: Label smoothing of the cross-entropy (also inside Mixup's soft targets).
+        augment: Training augmentation (Table 4 levels as presets).
+        corrupt: Fixed corruption of train and val images (Table 5).
+    """
 
     label_smoothing: float = 0.1
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    corrupt: CorruptConfig = field(default_factory=CorruptConfig)
 
 
 @dataclass
@@ -310,6 +372,30 @@ class TrainConfig:
 
 
 @dataclass
+class ClassifyConfig:
+    """The dataset-classification run (``probe/classify.py``) around the supervised method.
+
+    Attributes:
+        init: Pretraining run dir whose ``backbone.safetensors`` initialises the backbone (fine-tuning); the
+            run's ``backbone.json`` must name the same model and kwargs as ``model``.
+        eval_every: Optimiser steps between val evaluations during training (0: only at the end).
+        eval_batch_size: Images per forward at evaluation (eval mode: no batch statistics, so any size).
+        train_top1: Also evaluate the final model on the train split (the memorisation number).
+        loss_window: Fraction of the logged steps at each end whose mean losses are compared.
+        loss_drop: Minimum relative drop of the mean loss from the start (the first window, or ``ln S`` if
+            higher) to the last window; a smaller drop flags the run (``loss_decreased: false``), the
+            pseudo-dataset "fail" of Liu & He Table 6.
+    """
+
+    init: str | None = None
+    eval_every: int = 0
+    eval_batch_size: int = 256
+    train_top1: bool = True
+    loss_window: float = 0.1
+    loss_drop: float = 0.02
+
+
+@dataclass
 class Config:
     """The whole run: data, backbone, method, optimiser and training length."""
 
@@ -318,6 +404,7 @@ class Config:
     method: MethodConfig = field(default_factory=MethodConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    classify: ClassifyConfig = field(default_factory=ClassifyConfig)
     out: str = "out"
 
 
@@ -440,6 +527,11 @@ def _coerce(value: Any, tp: Any, key: str, origin: str) -> Any:
             raise fail()
         return value
     if tp is float:
+        if isinstance(value, str):
+            try:  # PyYAML (YAML 1.1) reads `3e-3` as text: accept any float literal for a float field
+                return float(value)
+            except ValueError:
+                raise fail() from None
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise fail()
         return float(value)
@@ -572,6 +664,14 @@ def validate(cfg: Config) -> None:
         raise ConfigError("train.batch_size and train.grad_accum must be >= 1")
     if cfg.train.mixed_precision not in ("no", "bf16", "fp16"):
         raise ConfigError(f"train.mixed_precision={cfg.train.mixed_precision!r}: use no, bf16 or fp16")
+    aug = cfg.method.supervised.augment
+    if len(aug.scale) != 2 or not 0 < aug.scale[0] <= aug.scale[1] <= 1:
+        raise ConfigError(f"method.supervised.augment.scale={aug.scale}: need [low, high] with 0 < low <= high <= 1")
+    c = cfg.classify
+    if not 0 < c.loss_window <= 0.5:
+        raise ConfigError(f"classify.loss_window={c.loss_window}: must be in (0, 0.5]")
+    if c.eval_batch_size < 1 or c.eval_every < 0:
+        raise ConfigError("classify.eval_batch_size must be >= 1 and classify.eval_every >= 0")
 
 
 FILE_KINDS = ("folder", "imagefolder", "webdataset", "list")

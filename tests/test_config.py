@@ -32,6 +32,13 @@ def test_int_is_accepted_for_float_and_str_from_command_line():
     assert cfg.out == "2024"
 
 
+def test_exponent_float_without_dot():
+    cfg = load_config(None, ["data=toy", "optim.lr=3e-3"])
+    assert cfg.optim.lr == 0.003
+    with pytest.raises(ConfigError, match="optim.lr: expected"):
+        load_config(None, ["data=toy", "optim.lr=fast"])
+
+
 def test_group_path_loads_user_file(tmp_path: Path):
     f = tmp_path / "mine.yaml"
     f.write_text("sources:\n  - {name: a, kind: folder, path: /x}\n  - {name: b, kind: folder, path: /y}\n"

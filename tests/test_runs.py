@@ -13,6 +13,7 @@ def test_atomic_write_keeps_old_file_on_error(tmp_path):
         tmp.write_text("half")
         raise RuntimeError("crash")
     assert read_json(f) == {"a": 1}
+    assert f.stat().st_mode & 0o044 == 0o044  # readable by others like any file, not mkstemp's 0600
     assert [p.name for p in tmp_path.iterdir()] == ["x.json"]  # no temp file left behind
 
 

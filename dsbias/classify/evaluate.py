@@ -1,0 +1,103 @@
+"""Evaluation of the source classifier: every image of a split exactly once, one image at a time.
+
+"One image at a time" (Liu & He): the network must not see statistics of several images, so the model is in
+eval mode (BatchNorm uses its running statistics, no dropout); batching is then only for speed and gives the
+same prediction as batch size 1. Each process takes a contiguous block of the split (no padding, so no
+duplicates); predictions are gathered by manifest index and checked to cover every row exactly once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from accelerate import Accelerator
+from accelerate.utils import gather_object
+from torch import nn
+from torch.utils.data import DataLoader, Subset
+from tqdm.auto import tqdm
+
+from dsbias.data.dataset import MixedDataset
+
+
+@dataclass
+class Predictions:
+    """Predictions of one split, in manifest order.
+
+    Attributes:
+        index: Manifest rows ``[N]``.
+        labels: True source ids ``[N]``.
+        preds: Predicted source ids ``[N]``.
+        probs: Softmax source probabilities ``[N, S]`` float32.
+    """
+
+    index: np.ndarray
+    labels: np.ndarray
+    preds: np.ndarray
+    probs: np.ndarray
+
+    @property
+    def top1(self) -> float:
+        return float(np.mean(self.preds == self.labels)) if self.labels.size else float("nan")
+
+
+def predict(
+    method: nn.Module, ds: MixedDataset, accelerator: Accelerator, batch_size: int, num_workers: int, desc: str
+) -> Predictions:
+    """Predict the source of every image of ``ds`` (on every process; all get the full result).
+
+    Args:
+        method: The unwrapped classifier (has ``logits(x) -> [B, S]``).
+        ds: Dataset with the eval transform.
+        accelerator: Gives the device, process rank and count.
+        batch_size: Images per forward.
+        num_workers: DataLoader workers.
+        desc: Progress bar label.
+    """
+    n, rank, world = len(ds), accelerator.process_index, accelerator.num_processes
+    lo, hi = rank * n // world, (rank + 1) * n // world
+    loader = DataLoader(Subset(ds, range(lo, hi)), batch_size=batch_size, shuffle=False, num_workers=num_workers,
+                        pin_memory=accelerator.device.type == "cuda")
+    was_training = method.training
+    method.eval()
+    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    with torch.no_grad():
+        for x, y, index in tqdm(loader, desc=desc, disable=not accelerator.is_local_main_process, unit="batch",
+                                dynamic_ncols=True, leave=False):
+            with accelerator.autocast():
+                logits = method.logits(x.to(accelerator.device, non_blocking=True))  # [B, S]
+            probs = logits.float().softmax(1).cpu().numpy()  # [B, S]
+            parts.append((index.numpy(), y.numpy(), probs))
+    method.train(was_training)
+    local = [(int(i), int(t), p.tolist()) for idx, ys, ps in parts for i, t, p in zip(idx, ys, ps)]
+    rows = gather_object(local) if world > 1 else local
+    by_index: dict[int, tuple[int, list[float]]] = {}
+    for i, t, p in rows:
+        by_index[i] = (t, p)
+    missing = set(ds.index.tolist()) - by_index.keys()
+    assert not missing and len(by_index) == n, f"{desc}: {len(missing)} images not evaluated, {len(by_index)} of {n}"
+    index = np.asarray(ds.index, dtype=np.int64)
+    labels = np.array([by_index[int(i)][0] for i in index], dtype=np.int64)
+    probs = np.array([by_index[int(i)][1] for i in index], dtype=np.float32).reshape(n, -1)
+    assert np.array_equal(labels, ds.labels), f"{desc}: labels do not match the manifest"
+    return Predictions(index=index, labels=labels, preds=probs.argmax(1).astype(np.int64), probs=probs)
+
+
+class Evaluator:
+    """The engine's ``eval_fn``: val top-1 at a step; keeps the latest predictions for the final report."""
+
+    def __init__(self, val: MixedDataset, accelerator: Accelerator, batch_size: int, num_workers: int) -> None:
+        self.val, self.accelerator = val, accelerator
+        self.batch_size, self.num_workers = batch_size, num_workers
+        self.step: int | None = None
+        self.predictions: Predictions | None = None
+
+    def __call__(self, method: nn.Module, step: int) -> dict[str, Any]:
+        if len(self.val) == 0:
+            return {}
+        self.predictions = predict(method, self.val, self.accelerator, self.batch_size, self.num_workers,
+                                   desc=f"val @{step}")
+        self.step = step
+        return {"val_top1": self.predictions.top1}
