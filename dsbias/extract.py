@@ -17,12 +17,13 @@ import numpy as np
 import torch
 from accelerate import Accelerator
 from torch import nn
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import Subset
 from tqdm.auto import tqdm
 
 from dsbias.anatomy.transforms import create_anatomy_transforms
 from dsbias.config import DataConfig
 from dsbias.data.dataset import MixedDataset
+from dsbias.data.loader import create_loader, process_block
 from dsbias.data.manifest import SPLITS, Manifest
 from dsbias.data.sources import create_sources
 from dsbias.data.transforms import IMAGENET_MEAN, IMAGENET_STD, create_eval_transform
@@ -44,10 +45,10 @@ def _extract_split(
     if accelerator.is_main_process:
         np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(n, dim)).flush()
     accelerator.wait_for_everyone()
-    lo, hi = rank * n // world, (rank + 1) * n // world
+    block = process_block(n, rank, world)
+    lo = block.start
     feats = np.load(tmp, mmap_mode="r+")
-    loader = DataLoader(Subset(ds, range(lo, hi)), batch_size=batch_size, shuffle=False, num_workers=num_workers,
-                        pin_memory=accelerator.device.type == "cuda")
+    loader = create_loader(Subset(ds, block), batch_size, num_workers=num_workers)
     pos = lo
     for x, _, index in tqdm(loader, desc=f"extract {split}", disable=not accelerator.is_local_main_process,
                             unit="batch", dynamic_ncols=True):

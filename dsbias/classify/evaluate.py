@@ -16,10 +16,11 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import gather_object
 from torch import nn
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import Subset
 from tqdm.auto import tqdm
 
 from dsbias.data.dataset import MixedDataset
+from dsbias.data.loader import create_loader, process_block
 
 
 @dataclass
@@ -57,9 +58,7 @@ def predict(
         desc: Progress bar label.
     """
     n, rank, world = len(ds), accelerator.process_index, accelerator.num_processes
-    lo, hi = rank * n // world, (rank + 1) * n // world
-    loader = DataLoader(Subset(ds, range(lo, hi)), batch_size=batch_size, shuffle=False, num_workers=num_workers,
-                        pin_memory=accelerator.device.type == "cuda")
+    loader = create_loader(Subset(ds, process_block(n, rank, world)), batch_size, num_workers=num_workers)
     was_training = method.training
     method.eval()
     parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []

@@ -72,3 +72,9 @@ def create_loader(
         worker_init_fn=_seed_worker if workers > 0 else None,
         **extra,
     )
+
+
+def process_block(n: int, rank: int, world: int) -> range:
+    """This process's contiguous block of ``n`` rows for a pass over every row exactly once (extraction,
+    evaluation): no padding, so nothing is duplicated and rows come back in order when blocks are joined."""
+    return range(rank * n // world, (rank + 1) * n // world)
