@@ -94,7 +94,9 @@ def archs(ctx: StudyContext) -> list[Cell]:
     """Table 3: architectures (presets in configs/model/)."""
     names = (["convnext_atto_1_10", "resnet18", "vit_tiny", "alexnet"] if ctx.tiny
              else ["alexnet", "vgg16", "resnet50", "vit_small", "convnext_tiny"])
-    return [_cls("archs", n, f"model={n}", arch=n) for n in names]
+    # AlexNet's stem needs >= 63 px: the tiny preset's 32 px would not fit it.
+    size = {"alexnet": ["data.image_size=64"]} if ctx.tiny else {}
+    return [_cls("archs", n, f"model={n}", *size.get(n, []), arch=n) for n in names]
 
 
 def model_size(ctx: StudyContext) -> list[Cell]:
