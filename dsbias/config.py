@@ -686,6 +686,14 @@ def check_source_count(pseudo: int, n: int) -> None:
         raise ConfigError(f"data.sources: need at least two sources (or data.pseudo >= 2), got {n}")
 
 
+def diff_keys(old: Any, new: Any, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two plain config dicts (``to_dict`` output), sorted."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        return sorted(d for k in new.keys() | old.keys()
+                      for d in diff_keys(old.get(k), new.get(k), f"{prefix}.{k}" if prefix else k))
+    return [] if old == new else [prefix]
+
+
 def to_dict(cfg: Any) -> dict[str, Any]:
     """The config as plain YAML-safe data (what ``config.yaml`` holds)."""
     return dataclasses.asdict(cfg)

@@ -37,8 +37,8 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from dsbias.config import Config, ConfigError, to_dict
-from dsbias.data.toy import stable_seed
 from dsbias.runs import JsonlLog, RunDir, read_json, write_json, write_text
+from dsbias.seeds import stable_seed
 
 logger = logging.getLogger(__name__)
 

@@ -68,7 +68,7 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for r in rows:
         groups[(r["cell"], r["probe"])].append(r)
     out = []
-    for (_, _), rs in groups.items():
+    for rs in groups.values():
         m, s = mean_std([r["top1"] for r in rs])
         n = sum(int(r["n_val"] or 0) for r in rs)
         correct = sum(round(r["top1"] * int(r["n_val"] or 0)) for r in rs)

@@ -12,7 +12,7 @@ from accelerate import Accelerator
 from accelerate.utils import set_seed
 from torch import nn
 
-from dsbias.config import Config, ConfigError, dump_yaml, load_config, to_dict
+from dsbias.config import Config, ConfigError, diff_keys, dump_yaml, load_config, to_dict
 from dsbias.data.dataset import MixedDataset
 from dsbias.data.manifest import Manifest, load_or_build_manifest
 from dsbias.data.transforms import IMAGENET_MEAN, IMAGENET_STD
@@ -30,13 +30,6 @@ RESUMABLE_CHANGES = {"out", "train.log_every", "train.log_with", "train.extract"
                      "train.save_every", "data.num_workers"}
 
 
-def _diff(old: Any, new: Any, prefix: str = "") -> list[str]:
-    if isinstance(old, dict) and isinstance(new, dict):
-        return [d for k in new.keys() | old.keys()
-                for d in _diff(old.get(k), new.get(k), f"{prefix}.{k}" if prefix else k)]
-    return [] if old == new else [prefix]
-
-
 def prepare_run(cfg: Config) -> tuple[RunDir, Accelerator]:
     """Create (or reopen) the run dir: check a resumed config, write config.yaml and provenance.json."""
     run = RunDir.at(cfg.out)
@@ -45,9 +38,10 @@ def prepare_run(cfg: Config) -> tuple[RunDir, Accelerator]:
     if accelerator.is_main_process:
         run.root.mkdir(parents=True, exist_ok=True)
         if run.config.exists():
-            changed = [k for k in _diff(to_dict(load_config(run.config)), to_dict(cfg)) if k not in RESUMABLE_CHANGES]
+            old = to_dict(load_config(run.config))
+            changed = [k for k in diff_keys(old, to_dict(cfg)) if k not in RESUMABLE_CHANGES]
             if changed:
-                keys = ", ".join(sorted(changed))
+                keys = ", ".join(changed)
                 raise ConfigError(f"{run.config}: this run dir was made with another config ({keys} differ); "
                                   "use a new --out or the same settings to resume")
         write_text(run.config, dump_yaml(cfg))

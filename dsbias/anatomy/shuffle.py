@@ -17,7 +17,7 @@ import hashlib
 import numpy as np
 import torch
 
-from dsbias.data.toy import stable_seed
+from dsbias.seeds import stable_seed
 
 
 def content_seed(x: torch.Tensor, salt: str) -> int:

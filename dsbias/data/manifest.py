@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from dsbias.config import DataConfig, to_dict
+from dsbias.config import DataConfig, diff_keys, to_dict
 from dsbias.data.sampling import SPLITS, ShortSourceError, draw
 from dsbias.data.sources import create_sources, expand_sources
 from dsbias.runs import atomic_path, sha256_file, write_json
@@ -170,10 +170,10 @@ def load_or_build_manifest(data: DataConfig, path: str | Path) -> Manifest:
         # Keys that change how images are used, not which are drawn, may differ (a transform, workers...).
         old, new = ({k: v for k, v in d.items() if k not in NOT_SAMPLING_KEYS}
                     for d in (manifest.summary.get("data", {}), to_dict(data)))
-        if old != new:
-            diff = next((k for k in new if old.get(k) != new[k]), "?")
-            raise ValueError(f"{path} was drawn with another data config (data.{diff} differs): "
-                             "use a new run dir")
+        changed = sorted({k.split(".")[0] for k in diff_keys(old, new)})
+        if changed:
+            raise ValueError(f"{path} was drawn with another data config "
+                             f"({', '.join('data.' + k for k in changed)} differs): use a new run dir")
         return manifest
     manifest = build_manifest(data)
     manifest.save(path)

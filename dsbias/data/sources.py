@@ -25,7 +25,8 @@ from PIL import Image
 
 from dsbias.config import ConfigError, DataConfig, SourceConfig, check_source_count
 from dsbias.data.decode import IMAGE_EXTENSIONS, ImageInfo, content_hash, decode_image
-from dsbias.data.toy import make_signature, render_toy, stable_seed
+from dsbias.data.toy import make_signature, render_toy
+from dsbias.seeds import stable_seed
 
 
 class Source(Protocol):

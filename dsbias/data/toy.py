@@ -18,7 +18,6 @@ Everything is deterministic in ``(seed, source name, item)``.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import math
 from dataclasses import dataclass
@@ -26,15 +25,11 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from dsbias.seeds import stable_seed
+
 EFFECTS = ("color", "noise", "blur", "jpeg", "size")
 # Luma weights (ITU-R 601, what PIL's convert("L") uses).
 _LUMA = np.array([0.299, 0.587, 0.114])
-
-
-def stable_seed(*parts: object) -> int:
-    """A 63-bit seed from any printable parts, stable across processes and Python runs (unlike ``hash``)."""
-    digest = hashlib.blake2b("\x1f".join(map(str, parts)).encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "little") >> 1
 
 
 @dataclass(frozen=True)
