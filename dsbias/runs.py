@@ -1,7 +1,9 @@
 """The run-directory contract: file names, atomic writes, JSON-lines logs and provenance.
 
 A run dir holds ``config.yaml``, ``provenance.json``, ``log.jsonl``, ``manifest.jsonl`` (+ ``manifest.json``),
-``state/`` (resumable training state), ``backbone.safetensors`` + ``backbone.json`` and ``features/``.
+``state/`` (resumable training state), ``backbone.safetensors`` + ``backbone.json``, ``features/`` (the
+feature files: :mod:`dsbias.features.store`) and the results of the commands run on it (``metrics.json``...).
+:class:`RunDir` names every one of them.
 Every file is written to a temporary name in the same folder and renamed into place, so a crash never
 leaves a half-written file where a finished one is expected.
 """
@@ -150,6 +152,35 @@ class RunDir:
     @property
     def features(self) -> Path:
         return self.root / "features"
+
+    @property
+    def metrics(self) -> Path:
+        """Dataset classification's result (``probe/classify.py``)."""
+        return self.root / "metrics.json"
+
+    @property
+    def val_probs(self) -> Path:
+        """The classifier's per-image val source probabilities ``[N, S]``, rows as in :attr:`val_index`."""
+        return self.root / "val_probs.npy"
+
+    @property
+    def val_index(self) -> Path:
+        return self.root / "val_index.npy"
+
+    @property
+    def baselines(self) -> Path:
+        """The shortcut baselines (``tools/baselines.py``)."""
+        return self.root / "baselines.json"
+
+    @property
+    def anatomy_pixels(self) -> Path:
+        """The pixel-probe anatomy table (``tools/anatomy_pixels.py``)."""
+        return self.root / "anatomy_pixels.json"
+
+    @property
+    def study_log(self) -> Path:
+        """The commands a study ran for this run, with their output."""
+        return self.root / "study.log"
 
 
 def git_sha() -> dict[str, Any]:

@@ -1,8 +1,6 @@
 """Linear probe of cached features (MAE protocol): python probe/linear.py --features out/"""
 
-import sys
-
-from dsbias.probes.run import main_linear
+from dsbias.cli.linear import main
 
 if __name__ == "__main__":
-    sys.exit(main_linear(sys.argv[1:]))
+    raise SystemExit(main())

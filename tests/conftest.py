@@ -1,4 +1,5 @@
-"""Shared fixtures: tiny data configs and image folders made in the test (no downloads)."""
+"""Shared fixtures and helpers: image folders, shards and a tiny trainable method, all made in the test (no
+downloads). Test modules import the helpers with ``from conftest import ...``."""
 
 from __future__ import annotations
 
@@ -62,3 +63,56 @@ def write_shard(path: Path, members: list[tuple[str, bytes]]) -> Path:
             ti.size = len(data)
             tf.addfile(ti, io.BytesIO(data))
     return path
+
+
+# A tiny run: a 1-block ViT on 16-px toy images, a few steps (engine, resume and extraction tests).
+TINY_RUN = ["data=toy", "data.per_source={train: 16, val: 4}", "data.image_size=16", "data.num_workers=0",
+            "model.name=vit_tiny_patch16_224", "model.kwargs={patch_size: 8, depth: 1, embed_dim: 32, num_heads: 2}",
+            "train.batch_size=8", "train.samples=64", "train.log_every=1", "train.log_with=[]",
+            "optim.warmup_samples=16", "optim.blr=0.05"]
+
+
+def noisy_method(cfg, num_sources):
+    """Test method: random flips (data RNG) and dropout (model RNG), so exact resume is a real check."""
+    from torch import nn
+    from torchvision import transforms as T
+
+    from dsbias.methods.base import MethodBase
+    from dsbias.models.backbones import create_backbone
+
+    class NoisyClassifier(MethodBase):
+        def __init__(self) -> None:
+            super().__init__()
+            self.backbone = create_backbone(cfg.model, cfg.data.image_size)
+            self.drop = nn.Dropout(0.3)
+            self.head = nn.Linear(self.backbone.num_features, num_sources)
+
+        def create_train_transform(self):
+            return T.Compose([T.RandomResizedCrop(16, scale=(0.5, 1)), T.RandomHorizontalFlip(), T.ToTensor()])
+
+        def forward(self, batch):
+            x, y, _ = batch
+            logits = self.head(self.drop(self.backbone(x)))
+            return {"loss": nn.functional.cross_entropy(logits, y), "acc": (logits.argmax(1) == y).float().mean()}
+
+    return NoisyClassifier()
+
+
+def train_tiny(out, *over):
+    """Train the noisy test method with the engine in ``out``; returns ``cfg, run, accelerator, manifest,
+    method, summary``."""
+    import torch
+
+    from dsbias.config import load_config
+    from dsbias.data.dataset import MixedDataset
+    from dsbias.engine.loop import train
+    from dsbias.pipelines.stages import build_data, prepare_run
+
+    cfg = load_config(None, [*TINY_RUN, f"out={out}", *over])
+    run, acc = prepare_run(cfg)
+    manifest = build_data(cfg, run, acc)
+    torch.manual_seed(0)
+    method = noisy_method(cfg, len(manifest.sources))
+    ds = MixedDataset.from_config(manifest, "train", method.create_train_transform(), cfg.data)
+    summary = train(cfg, method, ds, run, acc)
+    return cfg, run, acc, manifest, method, summary

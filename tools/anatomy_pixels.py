@@ -1,10 +1,6 @@
-"""Anatomy table in a minute on a CPU: a linear probe on the network input after each transformation.
+"""Anatomy table from a pixel probe: python tools/anatomy_pixels.py --out DIR data=toy_color"""
 
-    python tools/anatomy_pixels.py --out out/anatomy data=toy            # all built-in transformations
-    python tools/anatomy_pixels.py --out out/anat data=toy --transforms reference,grayscale,lpf
-"""
-
-from dsbias.anatomy.cli import pixel_probe_main
+from dsbias.cli.anatomy_pixels import main
 
 if __name__ == "__main__":
-    pixel_probe_main()
+    raise SystemExit(main())

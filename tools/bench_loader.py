@@ -1,24 +1,6 @@
-"""Is data loading the bottleneck? Decode + augment images/s (folders vs shards) next to training images/s.
+"""Loader vs training throughput: python tools/bench_loader.py"""
 
-    python tools/bench_loader.py [--images 2000] [--sizes 64 224] [--workers N] [--batch 64] [--steps 3]
-"""
-
-import argparse
-
-from dsbias.data.bench import run_bench
-
-
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--images", type=int, default=2000, help="JPEGs of ~500 px to make (temp folder)")
-    p.add_argument("--sizes", type=int, nargs="+", default=[64, 224], help="network input sizes")
-    p.add_argument("--workers", type=int, default=None, help="DataLoader workers (default: CPUs, max 8)")
-    p.add_argument("--batch", type=int, default=64, help="batch size")
-    p.add_argument("--steps", type=int, default=3, help="timed training steps per model and size")
-    p.add_argument("--tmp", default=None, help="folder for the temporary images (default: system temp)")
-    a = p.parse_args()
-    print(run_bench(a.images, a.sizes, a.workers, a.batch, a.steps, a.tmp))
-
+from dsbias.cli.bench_loader import main
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -1,8 +1,6 @@
-"""Benchmark the kNN and linear probes against scikit-learn and torch: python tools/bench_probes.py"""
+"""Probes vs scikit-learn and the GEMM rate: python tools/bench_probes.py"""
 
-import sys
-
-from dsbias.probes.bench import main
+from dsbias.cli.bench_probes import main
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    raise SystemExit(main())

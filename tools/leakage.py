@@ -1,9 +1,6 @@
-"""Near-duplicate audit on extracted features (faiss, cosine): within and across sources, and train vs val.
+"""Near-duplicate audit on features: python tools/leakage.py --features RUN_DIR"""
 
-    python tools/leakage.py --features out/ [--threshold 0.95] [--k 10] [--top 20]   # -> out/features/leakage.json
-"""
-
-from dsbias.anatomy.cli import leakage_main
+from dsbias.cli.leakage import main
 
 if __name__ == "__main__":
-    leakage_main()
+    raise SystemExit(main())

@@ -1,12 +1,2 @@
-"""Bias anatomy: what carries the dataset signal (transformations, shortcut baselines, leakage audit)."""
-
-from dsbias.anatomy.transforms import (
-    TRANSFORMS,
-    AnatomyTransforms,
-    create_anatomy_transforms,
-    insert_after_to_tensor,
-    parse_transform,
-)
-
-__all__ = ["TRANSFORMS", "AnatomyTransforms", "create_anatomy_transforms", "insert_after_to_tensor",
-           "parse_transform"]
+"""Bias anatomy: named transformations that keep one kind of information (Zeng, Yin & Liu 2024; resolution and
+codec controls), applied to train AND val images by ``data.transform`` (:mod:`.transforms` is the registry)."""

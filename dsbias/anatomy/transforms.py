@@ -36,7 +36,7 @@ they need (nothing downloads weights).
 Wiring (every view that feeds a network, train and eval, must use the same ``AnatomyTransforms``)::
 
     a = create_anatomy_transforms(cfg.data)
-    # eval / feature extraction (dsbias.extract):
+    # eval / feature extraction (dsbias.features.extract):
     create_eval_transform(size, crop_pct, mean, std, pil_fn=a.pil, tensor_fn=a.tensor)
     # supervised training view (timm create_transform(..., separate=True) -> primary, secondary, final):
     a.compose([primary, secondary, corruption], final, randaug=secondary)
@@ -51,17 +51,25 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from torchvision import transforms as T
 
 from dsbias.anatomy.codec import Canonicalize, DownUp, JpegRoundTrip
 from dsbias.anatomy.color import grayscale, mean_rgb
+from dsbias.anatomy.config import AnatomyConfig
 from dsbias.anatomy.edges import CannyEdges
 from dsbias.anatomy.frequency import FrequencyFilter
 from dsbias.anatomy.hog import HOGImage
 from dsbias.anatomy.shuffle import Shuffle
-from dsbias.config import AnatomyConfig, DataConfig
+
+
+class TransformSettings(Protocol):
+    """What the transformations read of the data config (:class:`dsbias.data.config.DataConfig` has it)."""
+
+    transform: str
+    anatomy: AnatomyConfig
+    image_size: int
 
 
 @dataclass(frozen=True)
@@ -194,7 +202,7 @@ class AnatomyTransforms:
         return T.Compose(steps)
 
 
-def create_anatomy_transforms(data: DataConfig) -> AnatomyTransforms:
+def create_anatomy_transforms(data: TransformSettings) -> AnatomyTransforms:
     """Build ``data.transform`` with ``data.anatomy``'s parameters.
 
     Returns:

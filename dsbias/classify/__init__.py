@@ -1,5 +1,3 @@
-"""Dataset classification (Liu & He's headline experiment): train a source classifier, report val top-1."""
-
-from dsbias.classify.pipeline import main
-
-__all__ = ["main"]
+"""The source classifier's pieces: evaluation one image at a time (:mod:`.evaluate`), initialisation from a
+pretraining run (:mod:`.finetune`), the "did the loss go down" check (:mod:`.loss_check`) and the ``classify``
+section (:mod:`.config`). The main is :mod:`dsbias.pipelines.classify`."""

@@ -17,10 +17,10 @@ from accelerate import Accelerator
 from accelerate.utils import gather_object
 from torch import nn
 from torch.utils.data import Subset
-from tqdm.auto import tqdm
 
 from dsbias.data.dataset import MixedDataset
 from dsbias.data.loader import create_loader, process_block
+from dsbias.log import progress
 
 
 @dataclass
@@ -63,8 +63,8 @@ def predict(
     method.eval()
     parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     with torch.no_grad():
-        for x, y, index in tqdm(loader, desc=desc, disable=not accelerator.is_local_main_process, unit="batch",
-                                dynamic_ncols=True, leave=False):
+        for x, y, index in progress(loader, desc=desc, disable=not accelerator.is_local_main_process, unit="batch",
+                                    leave=False):
             with accelerator.autocast():
                 logits = method.logits(x.to(accelerator.device, non_blocking=True))  # [B, S]
             probs = logits.float().softmax(1).cpu().numpy()  # [B, S]

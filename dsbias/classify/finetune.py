@@ -11,7 +11,7 @@ from pathlib import Path
 
 from torch import nn
 
-from dsbias.models import load_backbone
+from dsbias.models.backbones import load_backbone
 
 logger = logging.getLogger(__name__)
 

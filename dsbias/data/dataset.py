@@ -9,10 +9,11 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from dsbias.config import DataConfig
+from dsbias.data.config import DataConfig
 from dsbias.data.decode import DecodeError
 from dsbias.data.manifest import Manifest
-from dsbias.data.sources import Source, create_sources
+from dsbias.data.sources.base import Source
+from dsbias.data.sources.registry import create_sources
 
 
 class MixedDataset(Dataset):

@@ -28,10 +28,11 @@ from typing import Any
 
 import numpy as np
 
-from dsbias.config import DataConfig, diff_keys, to_dict
+from dsbias.data.config import DataConfig
 from dsbias.data.sampling import SPLITS, ShortSourceError, draw
-from dsbias.data.sources import create_sources, expand_sources
+from dsbias.data.sources.registry import create_sources, expand_sources
 from dsbias.runs import atomic_path, sha256_file, write_json
+from dsbias.typedconfig import diff_keys, to_dict
 
 logger = logging.getLogger(__name__)
 

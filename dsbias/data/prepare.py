@@ -13,7 +13,6 @@ kernel); ``--max-side N`` caps the longer side. ``<out>/data.yaml`` is a data co
 
 from __future__ import annotations
 
-import argparse
 import io
 import json
 import logging
@@ -26,17 +25,17 @@ from typing import Any
 
 import yaml
 from PIL import Image
-from tqdm import tqdm
 
-from dsbias.config import Config, DataConfig
+from dsbias.data.config import DataConfig
 from dsbias.data.decode import DecodeError, decode_image
-from dsbias.data.sources import create_sources, expand_sources
+from dsbias.data.sources.registry import create_sources, expand_sources
+from dsbias.log import progress
 from dsbias.runs import write_json, write_text
 
 logger = logging.getLogger(__name__)
 
 _EXT = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "GIF": "gif", "BMP": "bmp", "TIFF": "tif"}
-_CODEC = {"jpeg": "JPEG", "png": "PNG", "webp": "WEBP"}
+CODECS = {"jpeg": "JPEG", "png": "PNG", "webp": "WEBP"}
 
 
 @dataclass
@@ -88,7 +87,7 @@ def convert(raw: bytes, opts: PrepareOptions, max_pixels: int) -> tuple[bytes, s
         return raw, _EXT.get(info.format, "img"), {**meta, "width": info.width, "height": info.height}
     if size is not None:
         img = img.resize(size, Image.Resampling.BICUBIC)
-    codec = _CODEC[opts.reencode or "png"]
+    codec = CODECS[opts.reencode or "png"]
     buf = io.BytesIO()
     img.save(buf, codec, **({"quality": opts.quality} if codec in ("JPEG", "WEBP") else {}))
     return buf.getvalue(), _EXT[codec], {**meta, "width": img.width, "height": img.height, "format": codec}
@@ -150,7 +149,7 @@ def prepare_source(source: Any, out: Path, opts: PrepareOptions, data: DataConfi
 
     skipped: dict[str, int] = {}
     writer = ShardWriter(out / source.name, source.name, opts.shard_size)
-    bar = tqdm(total=opts.limit or None, desc=source.name, unit="img", leave=False)
+    bar = progress(total=opts.limit or None, desc=source.name, unit="img", leave=False)
     with ThreadPoolExecutor(max_workers=max(1, data.num_workers * 2)) as pool:
         it = iter(order)
         while not opts.limit or writer.count < opts.limit:
@@ -174,14 +173,13 @@ def prepare_source(source: Any, out: Path, opts: PrepareOptions, data: DataConfi
     return {"written": written, "skipped": skipped, "shards": len(shards), "pattern": pattern}
 
 
-def prepare(cfg: Config, opts: PrepareOptions) -> dict[str, Any]:
-    """Write every source of ``cfg.data`` to shards under ``cfg.out``; also ``data.yaml`` and ``prepare.json``.
+def prepare(data: DataConfig, out: str | Path, opts: PrepareOptions) -> dict[str, Any]:
+    """Write every source of ``data`` to shards under ``out``; also ``data.yaml`` and ``prepare.json``.
 
     Returns:
         Per-source counts and the shard pattern.
     """
-    out = Path(cfg.out)
-    data = cfg.data
+    out = Path(out)
     kinds = {s.name: s.kind for s in expand_sources(data).sources}
     result = {name: prepare_source(src, out, opts, data, kinds[name]) for name, src in create_sources(data).items()}
     sources = [{"name": n, "kind": "webdataset", "path": r["pattern"]} for n, r in result.items() if r["pattern"]]
@@ -190,25 +188,6 @@ def prepare(cfg: Config, opts: PrepareOptions) -> dict[str, Any]:
     write_text(out / "data.yaml", yaml.safe_dump(snippet, sort_keys=False))
     write_json(out / "prepare.json", {"options": vars(opts), "sources": result})
     return result
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The prepare tool's flags (beside ``--config``, ``--out`` and overrides)."""
-    d = PrepareOptions()
-    parser.add_argument("--short-side", type=int, default=d.short_side, help="resize shorter side to this if larger")
-    parser.add_argument("--size", type=int, default=d.size, help="resize every image to this shorter side")
-    parser.add_argument("--max-side", type=int, default=d.max_side, help="cap the longer side")
-    parser.add_argument("--reencode", choices=sorted(_CODEC), default=None, help="re-encode every image")
-    parser.add_argument("--quality", type=int, default=d.quality, help="JPEG/WebP quality of --reencode")
-    parser.add_argument("--shard-size", type=int, default=d.shard_size, help="images per shard")
-    parser.add_argument("--limit", type=int, default=d.limit, help="images per source (0: all)")
-
-
-def options_from_args(args: argparse.Namespace) -> PrepareOptions:
-    """:class:`PrepareOptions` from parsed flags."""
-    return PrepareOptions(short_side=args.short_side, size=args.size, max_side=args.max_side,
-                          reencode=args.reencode, quality=args.quality, shard_size=args.shard_size,
-                          limit=args.limit)
 
 
 def summary_text(result: dict[str, Any], out: str | Path) -> str:

@@ -16,10 +16,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from dsbias.config import DataConfig
+from dsbias.data.config import DataConfig
 from dsbias.data.decode import DecodeError, ImageInfo
 from dsbias.data.dedup import KINDS, plan_dedup
-from dsbias.data.sources import Source
+from dsbias.data.sources.base import Source
 
 logger = logging.getLogger(__name__)
 

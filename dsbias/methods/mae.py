@@ -23,12 +23,13 @@ from lightly.models.modules.masked_vision_transformer_timm import init_weights
 from torch import nn
 from torchvision import transforms as T
 
-from dsbias.config import Config, MAEConfig
-from dsbias.data.transforms import to_normalized_tensor
-from dsbias.models import create_backbone
+from dsbias.data.views import to_normalized_tensor
+from dsbias.methods.base import MethodBase, MethodSettings
+from dsbias.methods.config import MAEConfig
+from dsbias.models.backbones import create_backbone
 
 
-class MAE(nn.Module):
+class MAE(MethodBase):
     """MAE around a timm ViT.
 
     Args:
@@ -153,7 +154,7 @@ class MAE(nn.Module):
         ])
 
 
-def create_mae(cfg: Config, num_sources: int) -> MAE:
+def create_mae(cfg: MethodSettings, num_sources: int) -> MAE:
     """Build MAE around a fresh ``cfg.model`` ViT (source labels unused: ``num_sources`` is ignored)."""
     del num_sources
     vit = create_backbone(cfg.model, cfg.data.image_size)

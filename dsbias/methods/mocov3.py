@@ -27,9 +27,10 @@ from lightly.transforms import BYOLTransform, BYOLView1Transform, BYOLView2Trans
 from lightly.utils.scheduler import cosine_schedule
 from torch import nn
 
-from dsbias.config import Config, MoCoV3Config
-from dsbias.data.transforms import IMAGENET_MEAN, IMAGENET_STD
-from dsbias.models import create_backbone
+from dsbias.data.views import IMAGENET_MEAN, IMAGENET_STD
+from dsbias.methods.base import MethodBase, MethodSettings
+from dsbias.methods.config import MoCoV3Config
+from dsbias.models.backbones import create_backbone
 
 
 def create_mlp(num_layers: int, in_dim: int, hidden_dim: int, out_dim: int, last_bn: bool = True) -> nn.Module:
@@ -74,7 +75,7 @@ def mocov3_loss(q: torch.Tensor, k_all: torch.Tensor, temperature: float, rank: 
     return loss, acc
 
 
-class MoCoV3(nn.Module):
+class MoCoV3(MethodBase):
     """MoCo v3 around any backbone with ``num_features`` (a timm ViT or a CNN).
 
     ViT: 3-layer projector, predictor with the final BN, fixed 2D sin-cos position embedding and a frozen
@@ -151,7 +152,7 @@ class MoCoV3(nn.Module):
         )
 
 
-def create_mocov3(cfg: Config, num_sources: int) -> MoCoV3:
+def create_mocov3(cfg: MethodSettings, num_sources: int) -> MoCoV3:
     """Build MoCo v3 around a fresh ``cfg.model`` backbone (``num_sources`` is ignored: no labels used).
 
     BatchNorm becomes SyncBatchNorm only on CUDA with a process group (as v3); on CPU it stays plain BN.

@@ -17,12 +17,14 @@ from timm.data import Mixup
 from timm.loss import SoftTargetCrossEntropy
 from torch import nn
 
-from dsbias.config import Config, DataConfig, SupervisedConfig
-from dsbias.data.augment import create_supervised_eval_transform, create_supervised_train_transform
-from dsbias.models import create_backbone
+from dsbias.data.config import DataConfig
+from dsbias.methods.augment import create_supervised_eval_transform, create_supervised_train_transform
+from dsbias.methods.base import MethodBase, MethodSettings
+from dsbias.methods.config import SupervisedConfig
+from dsbias.models.backbones import create_backbone
 
 
-class SupervisedClassifier(nn.Module):
+class SupervisedClassifier(MethodBase):
     """``backbone`` (images -> ``[B, D]``) and ``head`` (``[B, D]`` -> ``[B, S]`` source logits).
 
     Args:
@@ -93,7 +95,7 @@ class SupervisedClassifier(nn.Module):
         return create_supervised_eval_transform(self.cfg, self.data)
 
 
-def create_supervised(cfg: Config, num_sources: int) -> SupervisedClassifier:
+def create_supervised(cfg: MethodSettings, num_sources: int) -> SupervisedClassifier:
     """Build the source classifier around a fresh ``cfg.model`` backbone."""
     backbone = create_backbone(cfg.model, cfg.data.image_size)
     return SupervisedClassifier(backbone, num_sources, cfg.method.supervised, cfg.data)

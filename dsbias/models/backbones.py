@@ -17,7 +17,8 @@ import timm
 import torch
 from torch import nn
 
-from dsbias.config import ModelConfig
+from dsbias.models import convnext_tiny  # noqa: F401  (registers the tiny ConvNeXt ladder with timm)
+from dsbias.models.config import ModelConfig
 from dsbias.runs import atomic_path, read_json, write_json
 
 logger = logging.getLogger(__name__)

@@ -17,7 +17,7 @@ from typing import Any
 import torchvision
 from torch import nn
 
-from dsbias.config import ModelConfig
+from dsbias.models.config import ModelConfig
 
 PREFIX = "torchvision."
 MIN_SIZE = {"alexnet": 63}

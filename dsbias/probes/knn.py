@@ -13,9 +13,10 @@ from typing import Any
 import faiss
 import numpy as np
 import torch
-from tqdm import tqdm
 
-from dsbias.features import FeatureSet
+from dsbias.errors import UserError
+from dsbias.features.store import FeatureSet
+from dsbias.log import progress as progress_bar
 from dsbias.stats import bootstrap_ci, classification_report
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,7 @@ def create_index(bank: np.ndarray, backend: str, progress: bool = False) -> fais
         co = faiss.GpuMultipleClonerOptions()
         co.shard = True  # each GPU holds N / G rows: banks larger than one card fit
         index = faiss.index_cpu_to_all_gpus(index, co=co)
-    for start in tqdm(range(0, n, ADD_CHUNK), desc="kNN bank", disable=not progress, leave=False):
+    for start in progress_bar(range(0, n, ADD_CHUNK), desc="kNN bank", disable=not progress, leave=False):
         index.add(normalized(bank[start:start + ADD_CHUNK]))
     assert index.ntotal == n, f"index holds {index.ntotal} rows, bank has {n}"
     return index
@@ -78,9 +79,9 @@ def knn_search(
     """
     n, q = bank.shape[0], queries.shape[0]
     if not 1 <= k <= n:
-        raise ValueError(f"k={k} must be in 1..{n} (bank size)")
+        raise UserError(f"k={k} must be in 1..{n} (bank size)")
     if backend == "gpu" and k > GPU_MAX_K:
-        raise ValueError(f"k={k} exceeds the faiss GPU limit {GPU_MAX_K}")
+        raise UserError(f"k={k} exceeds the faiss GPU limit {GPU_MAX_K}")
     index = create_index(bank, backend, progress)
     sims = np.empty((q, k), dtype=np.float32)
     idx = np.empty((q, k), dtype=np.int64)
@@ -88,7 +89,7 @@ def knn_search(
     faiss.cvar.distance_compute_blas_database_bs = DB_BLOCK  # a faiss global: restored below
     try:
         # Fixed-size chunks (not Q // 100 as in DINO, which breaks below 100 queries).
-        for start in tqdm(range(0, q, query_chunk), desc="kNN search", disable=not progress, leave=False):
+        for start in progress_bar(range(0, q, query_chunk), desc="kNN search", disable=not progress, leave=False):
             stop = min(start + query_chunk, q)
             sims[start:stop], idx[start:stop] = index.search(normalized(queries[start:stop]), k)
     finally:
@@ -115,12 +116,12 @@ def knn_vote(sims: np.ndarray, neighbour_labels: np.ndarray, num_classes: int, t
 def resolve_backend(requested: str, max_k: int, notes: list[str]) -> str:
     """Pick ``cpu``/``gpu`` for ``requested`` in ``{auto, cpu, gpu}``; explains any choice in ``notes``."""
     if requested == "gpu" and not gpu_available():
-        raise ValueError("--device gpu: this faiss has no GPU support or sees no GPU (faiss-gpu build needed)")
+        raise UserError("--device gpu: this faiss has no GPU support or sees no GPU (faiss-gpu build needed)")
     if requested == "cpu" or (requested == "auto" and not gpu_available()):
         return "cpu"
     if max_k > GPU_MAX_K:
         if requested == "gpu":
-            raise ValueError(f"k={max_k} exceeds the faiss GPU limit {GPU_MAX_K}; use --device cpu")
+            raise UserError(f"k={max_k} exceeds the faiss GPU limit {GPU_MAX_K}; use --device cpu")
         notes.append(f"k={max_k} exceeds the faiss GPU limit {GPU_MAX_K}: searched on CPU")
         return "cpu"
     return "gpu"
@@ -150,7 +151,7 @@ def run_knn(
     ks_eff = []
     for k in ks:
         if k < 1:
-            raise ValueError(f"k={k}: must be >= 1")
+            raise UserError(f"k={k}: must be >= 1")
         if k > n_train:
             notes.append(f"k={k} > bank size {n_train}: clipped to {n_train}")
         ks_eff.append(min(k, n_train))

@@ -19,7 +19,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from dsbias.features import FeatureSet
+from dsbias.errors import UserError
+from dsbias.features.store import FeatureSet
 from dsbias.stats import bootstrap_ci, classification_report, mean_std
 
 log = logging.getLogger(__name__)
@@ -135,7 +136,7 @@ def sklearn_linear(x: torch.Tensor, y: torch.Tensor, num_classes: int, weight_de
 def holdout_split(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Seeded random (fit, held-out) row indices of train; at least one row on each side."""
     if n < 2:
-        raise ValueError(f"train has {n} row(s): the held-out slice for choosing weight decay needs >= 2")
+        raise UserError(f"train has {n} row(s): the held-out slice for choosing weight decay needs >= 2")
     perm = np.random.default_rng(seed).permutation(n)
     n_hold = min(max(1, round(fraction * n)), n - 1)
     return np.sort(perm[n_hold:]), np.sort(perm[:n_hold])
@@ -188,7 +189,7 @@ def probe_once(
 def resolve_device(requested: str) -> torch.device:
     """``auto`` -> CUDA when available, else CPU; ``cuda`` without a GPU is an error, not a fallback."""
     if requested == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda: torch sees no CUDA GPU")
+        raise UserError("--device cuda: torch sees no CUDA GPU")
     if requested == "auto":
         requested = "cuda" if torch.cuda.is_available() else "cpu"
     return torch.device(requested)
@@ -205,7 +206,7 @@ def run_linear(
         mean, std, chosen decays), ``runs`` (selection records), ``backend``, ``n_train``, ``n_val``.
     """
     if seeds < 1:
-        raise ValueError(f"--seeds {seeds}: must be >= 1")
+        raise UserError(f"--seeds {seeds}: must be >= 1")
     dev = resolve_device(device)
     num_classes = len(fs.sources)
     log.info("linear: %d train x %d val, d=%d, %s on %s, wd grid %s, %d seed(s)", len(fs.train), len(fs.val),

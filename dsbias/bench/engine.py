@@ -1,0 +1,80 @@
+"""The engine's overhead: its logged training throughput next to a bare PyTorch loop on the same method.
+
+The bare loop is what the engine adds nothing to: one fixed batch already in memory (no data loading, no
+Accelerate, no logging or checkpoints), ``forward -> backward -> AdamW step -> after_step``. The ratio
+``engine / bare`` is the fraction of pure compute speed the full pipeline keeps (data loading, augmentation
+and the per-step seeding included).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import default_collate
+
+from dsbias.bench.timer import Timing, time_it
+from dsbias.config import Config
+from dsbias.data.dataset import MixedDataset
+from dsbias.data.manifest import Manifest
+from dsbias.engine.optim import learning_rate
+from dsbias.methods.registry import create_method
+from dsbias.pipelines.pretrain import main as pretrain
+from dsbias.runs import JsonlLog, RunDir
+
+
+def bare_loop(cfg: Config, manifest: Manifest, steps: int, warmup: int = 3) -> Timing:
+    """Seconds per step of a plain AdamW loop over one real batch of ``cfg.train.batch_size`` views.
+
+    Args:
+        cfg: The run config (method, model, batch size, learning rate).
+        manifest: Where the batch's images come from (the first rows of the train split).
+        steps: Timed optimiser steps.
+        warmup: Untimed steps first (allocator and thread-pool warm-up).
+    """
+    torch.manual_seed(cfg.train.seed)
+    method = create_method(cfg, len(manifest.sources))
+    data = MixedDataset.from_config(manifest, "train", method.create_train_transform(), cfg.data)
+    batch = default_collate([data[i % len(data)] for i in range(cfg.train.batch_size)])
+    optimizer = torch.optim.AdamW([p for p in method.parameters() if p.requires_grad],
+                                  lr=learning_rate(cfg.optim, cfg.train), betas=tuple(cfg.optim.betas),
+                                  weight_decay=cfg.optim.weight_decay)
+    method.train()
+    step = 0
+
+    def one_step() -> torch.Tensor:
+        nonlocal step
+        loss = method(batch)["loss"]
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        method.after_step(step, warmup + steps)
+        step += 1
+        return loss
+
+    timing, loss = time_it(one_step, repeat=steps, warmup=warmup)
+    assert torch.isfinite(loss), f"bare loop: loss {loss.item()}"
+    return timing
+
+
+def bench_engine(cfg: Config, steps: int, workdir: str | Path) -> dict[str, Any]:
+    """Train ``steps`` steps with the engine into ``workdir``, then the bare loop; return both throughputs.
+
+    The engine's figure is the median of its logged ``img_per_s`` after the first log interval (which holds
+    the DataLoader start-up); its whole-run figure is reported too.
+    """
+    train = dataclasses.replace(cfg.train, samples=steps * cfg.train.batch_size, extract=False, save_every=0,
+                                log_every=max(1, steps // 10), log_with=[], stop_after=0)
+    cfg = dataclasses.replace(cfg, train=train, out=str(workdir))
+    summary = pretrain(cfg)
+    run = RunDir.at(workdir)
+    logged = [r["img_per_s"] for r in JsonlLog(run.log).read() if "img_per_s" in r]
+    engine = Timing.of([cfg.train.batch_size / r for r in (logged[1:] or logged)])  # seconds per step
+    bare = bare_loop(cfg, Manifest.load(run.manifest), steps)
+    b = cfg.train.batch_size
+    return {"method": cfg.method.name, "model": cfg.model.name, "batch": b, "steps": steps,
+            "engine_img_per_s": engine.rate(b), "engine_whole_run_img_per_s": summary["img_per_s"],
+            "bare_img_per_s": bare.rate(b), "bare_step_s": dataclasses.asdict(bare),
+            "ratio": engine.rate(b) / bare.rate(b), "torch_threads": torch.get_num_threads()}

@@ -1,0 +1,144 @@
+"""``tools/bench_loader.py``: is data loading the bottleneck? Decode + augment images/s from folders and from
+shards, next to the project's own methods' training images/s at the same image size, as one markdown table.
+
+Everything is made in a temporary folder: JPEGs of about 500 px (the paper's preprocessed size), the same bytes
+written to shards by :mod:`dsbias.data.prepare`. The manifest build rate (decode + hash of every sampled
+image) is measured on the same files and given per 100k images. The training steps are the project's MAE
+(``method=mae model=vit_tiny``) and source classifier (``model=resnet18``), built by its method factory.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+from torchvision import transforms as T
+
+from dsbias.bench.timer import Timing, machine_line, time_it
+from dsbias.config import load_config
+from dsbias.data.loader import create_loader, default_workers
+from dsbias.data.manifest import build_manifest
+from dsbias.data.prepare import PrepareOptions, prepare
+from dsbias.data.sources.registry import create_sources
+from dsbias.data.views import to_normalized_tensor
+from dsbias.methods.registry import create_method
+
+
+def make_jpegs(root: Path, n: int, seed: int = 0) -> None:
+    """``n`` JPEGs (q 90) with shorter side 375-500 px and smooth random content, in two source folders."""
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        w, h = int(rng.integers(375, 667)), int(rng.integers(375, 500))
+        small = rng.integers(0, 255, (12, 16, 3), dtype=np.uint8)
+        img = Image.fromarray(small).resize((w, h), Image.Resampling.BICUBIC)
+        folder = root / ("a" if i % 2 == 0 else "b")
+        folder.mkdir(parents=True, exist_ok=True)
+        img.save(folder / f"{i:06d}.jpg", quality=90)
+
+
+class ItemDataset(Dataset):
+    """Every item of one source, read and augmented (what a training loader does per image)."""
+
+    def __init__(self, source, items: list[str], transform) -> None:
+        self.source, self.items, self.transform = source, items, transform
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return self.transform(self.source.read(self.items[i])[0])
+
+
+def loader_rate(source, items: list[str], size: int, workers: int, batch: int) -> float:
+    """Images/s of one pass with the MAE training view (random resized crop, flip, normalise): the batch size
+    over the median time between batches, from the second batch on (worker start-up is paid once per run)."""
+    tf = T.Compose([T.RandomResizedCrop(size, scale=(0.2, 1.0), interpolation=T.InterpolationMode.BICUBIC),
+                    T.RandomHorizontalFlip(), to_normalized_tensor()])
+    loader = create_loader(ItemDataset(source, items, tf), batch, shuffle=True, num_workers=workers)
+    it = iter(loader)
+    next(it)
+    seconds, t = [], time.perf_counter()
+    for _ in it:
+        now = time.perf_counter()
+        seconds.append(now - t)
+        t = now
+    return Timing.of(seconds).rate(batch)
+
+
+# The project's own training steps, by preset (method, model and the model's settings at a size).
+STEPS = {
+    "MAE step (method=mae, model=vit_tiny)": lambda size: ["method=mae", "model=vit_tiny",
+                                                           f"model.kwargs={{patch_size: {8 if size <= 96 else 16}, "
+                                                           "depth: 6}"],
+    "source classifier step (model=resnet18)": lambda size: ["method=supervised", "model=resnet18",
+                                                             "method.supervised.augment=none"],
+}
+
+
+def train_rate(overrides: list[str], size: int, batch: int, steps: int, device: str) -> float:
+    """Training images/s (forward, backward, AdamW step) of a method built by the project's factory: batch
+    over the median step time, after one warm-up step."""
+    torch.manual_seed(0)
+    cfg = load_config(None, ["data=toy", f"data.image_size={size}", *overrides])
+    method = create_method(cfg, 3).to(device)
+    opt = torch.optim.AdamW([p for p in method.parameters() if p.requires_grad], lr=1e-4)
+    x = torch.randn(batch, 3, size, size, device=device)
+    y = torch.randint(0, 3, (batch,), device=device)
+
+    def step() -> torch.Tensor:
+        loss = method((x, y, torch.arange(batch)))["loss"]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return loss
+
+    timing, loss = time_it(step, repeat=steps, warmup=1)
+    assert torch.isfinite(loss), "non-finite loss in the benchmark step"
+    return timing.rate(batch)
+
+
+def run_bench(images: int, sizes: list[int], workers: int | None, batch: int, steps: int,
+              folder: str | None = None) -> str:
+    """Run everything and return the markdown report (tables + machine line)."""
+    workers = default_workers() if workers is None else workers
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    with tempfile.TemporaryDirectory(dir=folder) as tmp:
+        root = Path(tmp)
+        make_jpegs(root / "jpg", images)
+        srcs = f"[{{name: a, kind: folder, path: '{root}/jpg/a'}}, {{name: b, kind: folder, path: '{root}/jpg/b'}}]"
+        cfg = load_config(None, [f"data.sources={srcs}", f"out={root}/shards", f"data.num_workers={workers}"])
+        prepare(cfg.data, cfg.out, PrepareOptions(short_side=0, shard_size=500))  # same bytes, now in shards
+        shard_srcs = srcs.replace("folder", "webdataset").replace("jpg/a'", "shards/a/*.tar'") \
+                         .replace("jpg/b'", "shards/b/*.tar'")
+        n_per = images // 2
+        per = f"data.per_source={{train: {n_per - n_per // 10}, val: {n_per // 10}}}"
+        rows, build = [], {}
+        for kind, s in (("folder", srcs), ("shards", shard_srcs)):
+            data = load_config(None, [f"data.sources={s}", per, f"data.num_workers={workers}"]).data
+            t0 = time.perf_counter()
+            build_manifest(data)
+            build[kind] = (time.perf_counter() - t0) / (2 * n_per) * 100_000
+            src = create_sources(data)["a"]
+            items = src.sample_order(0)
+            rows.append((kind, {size: loader_rate(src, items, size, workers, batch) for size in sizes}))
+        for name, overrides in STEPS.items():
+            rows.append((f"{name} ({device})", {size: train_rate(overrides(size), size, batch, steps, device)
+                                                 for size in sizes}))
+    head = "| images/s | " + " | ".join(f"{s} px" for s in sizes) + " |"
+    lines = [head, "|---|" + "---:|" * len(sizes)]
+    for name, r in rows:
+        label = f"decode + augment, {name} ({workers} workers)" if name in ("folder", "shards") else name
+        lines.append(f"| {label} | " + " | ".join(f"{r[s]:.0f}" for s in sizes) + " |")
+    lines.append("")
+    lines.append(f"Manifest build (decode + hash every sampled image, {workers * 2} threads): "
+                 + ", ".join(f"{k} {v:.0f} s per 100k images" for k, v in build.items())
+                 + f" (measured on {images} JPEGs of ~500 px).")
+    lines.append(f"Batch {batch}; training steps: median of {steps} after one warm-up; MAE patch 8 at <= 96 px, "
+                 "16 above.")
+    lines.append(machine_line())
+    return "\n".join(lines)

@@ -1,0 +1,40 @@
+"""``python tools/study.py --study NAME [--tiny] [--seeds N] [--out DIR] [--launcher CMD] [overrides...]``
+
+Run a named study (a grid of ordinary runs, after Liu & He's tables) and write report.md, figures and
+results.csv. ``--tiny`` is the CPU preset (toy sources, small runs).
+"""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+from dsbias.cli import args as cli
+from dsbias.config import load_config
+from dsbias.studies.catalogue import STUDIES
+from dsbias.studies.report import write_report
+from dsbias.studies.runner import run_study
+from dsbias.typedconfig import find_preset
+
+
+@cli.guarded
+def main(argv: list[str]) -> int:
+    p = cli.parser("tools/study.py", __doc__)
+    p.add_argument("--study", required=True, help=f"one of {', '.join([*STUDIES, 'all'])}")
+    p.add_argument("--tiny", action="store_true", help="the CPU preset: toy sources, small runs")
+    p.add_argument("--seeds", type=int, default=1, help="repeats per cell (data resample + init)")
+    p.add_argument("--launcher", default="", help="training command prefix, e.g. 'accelerate launch'")
+    p.add_argument("--no-baselines", action="store_true", help="skip the metadata / tiny-image baselines")
+    args = cli.parse(p, argv)
+    base = list(args.overrides)  # passed to every run, as given
+    if args.tiny and not any(o.startswith("data=") or o.startswith("data.sources") for o in base):
+        base.insert(0, "data=toy4")
+    cfg = load_config(args.config or find_preset("classify/default"), base)
+    if args.config:
+        base = ["--config", args.config, *base]
+    out = Path(args.out or f"out/study-{args.study}")
+    rows = run_study(args.study, out, cfg, base, seeds=args.seeds, tiny=args.tiny, launcher=args.launcher,
+                     baselines=not args.no_baselines)
+    report = write_report(args.study, rows, out, shlex.join(["python", "tools/study.py", *argv]))
+    print(f"report: {report}\nresults: {out / 'results.csv'}")
+    return 0

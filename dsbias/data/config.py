@@ -1,0 +1,127 @@
+"""The ``data`` section: the sources, how many images of each, the split and how images are read."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from dsbias.anatomy.config import AnatomyConfig
+from dsbias.typedconfig import ConfigError
+
+
+@dataclass
+class SourceConfig:
+    """One named image collection.
+
+    Attributes:
+        name: Source name, shown in every table (e.g. ``yfcc``). An ``imagefolder`` or ``list`` entry that
+            expands to several sources names each one after its subfolder or ``source`` column value.
+        kind: ``folder`` (all images under ``path``, recursively), ``imagefolder`` (``path/{train,val}/<source>/``:
+            one entry gives every source and the official split), ``webdataset`` (``.tar`` shards),
+            ``list`` (a ``.txt``/``.csv``/``.parquet`` file of image paths) or ``toy`` (procedural, no files).
+        path: ``folder``/``imagefolder``: root directory. ``webdataset``: shard pattern with braces or globs
+            (``/data/cc/{00000..00099}.tar``, ``/data/cc/*.tar``). ``list``: the list file.
+        select: ``imagefolder``/``list``: only these sources (subfolders / ``source`` column values); empty means
+            all found, sorted. An entry selecting exactly one keeps its own ``name``.
+        root: ``list``: directory that relative paths in the file are joined to (default: the file's folder).
+        path_column: ``list`` (csv/parquet): column holding the image path.
+        source_column: ``list`` (csv/parquet): column holding the source name; used when the file has it.
+        bias: Toy only: strength of this source's capture signature; 0 makes all toy sources identical.
+        signature: Toy only: which capture effects carry the signature
+            (``color``, ``noise``, ``blur``, ``jpeg``, ``size``).
+        signature_id: Toy only: which signature this source gets; default = its rank among toy sources.
+        native_size: Toy only: side of the rendered image in pixels; 0 means ``data.image_size``.
+    """
+
+    name: str = ""
+    kind: str = "folder"
+    path: str | None = None
+    select: list[str] = field(default_factory=list)
+    root: str | None = None
+    path_column: str = "path"
+    source_column: str = "source"
+    bias: float = 0.5
+    signature: list[str] = field(default_factory=lambda: ["color", "noise", "blur", "jpeg"])
+    signature_id: int | None = None
+    native_size: int = 0
+
+
+@dataclass
+class SplitCounts:
+    """Images per source in each split."""
+
+    train: int = 1000
+    val: int = 100
+
+
+@dataclass
+class DataConfig:
+    """A mix of sources with a seeded, balanced, disjoint train/val split.
+
+    Attributes:
+        sources: The sources; their order gives the source ids (0..S-1).
+        per_source: Images drawn per source and split (equal by default, so chance = 1/S).
+        image_size: Side of the square network input.
+        crop_pct: Eval transform: resize the shorter side to ``image_size / crop_pct``, then center-crop.
+        seed: Seed of the sampling and of the train/val split.
+        pseudo: If K > 0, the single source is cut into K disjoint random pseudo-sources (Liu & He Table 6).
+        allow_fewer: A source with fewer usable images than asked gives all it has (and says so)
+            instead of stopping the run.
+        max_pixels: Images with more pixels are skipped as decompression bombs.
+        num_workers: DataLoader worker processes per training process.
+        manifest: A manifest written by ``tools/manifest.py`` (``.../manifest.jsonl``): runs read exactly its rows
+            instead of sampling; its sources must match ``sources``.
+        dedup: Exact (content-hash) duplicates among the sampled images: ``drop`` removes cross-source copies
+            (all of them) and cross-split copies (the val one) and draws replacements so counts stay balanced;
+            ``report`` only counts them; ``ignore`` skips the check (not ``off``: YAML reads that as false).
+            Within-source, same-split copies are reported.
+        official_split: Sources with an official split (``imagefolder`` with ``train/`` and ``val/``) give train
+            rows from train and val rows from val; false pools both and splits at random.
+        transform: Bias-anatomy transformation(s) applied to train AND val images, ``+``-joined
+            (``grayscale``, ``lpf``, ``patch_shuffle_fixed``, ``canonical``, ``grayscale+lpf``...; empty: none).
+            See :mod:`dsbias.anatomy.transforms` for the list and where each applies.
+        anatomy: Parameters of those transformations.
+    """
+
+    sources: list[SourceConfig] = field(default_factory=list)
+    per_source: SplitCounts = field(default_factory=SplitCounts)
+    image_size: int = 64
+    crop_pct: float = 0.875
+    seed: int = 0
+    pseudo: int = 0
+    allow_fewer: bool = False
+    max_pixels: int = 100_000_000
+    num_workers: int = 2
+    manifest: str | None = None
+    dedup: Literal["drop", "report", "ignore"] = "drop"
+    official_split: bool = True
+    transform: str = ""
+    anatomy: AnatomyConfig = field(default_factory=AnatomyConfig)
+
+    def check(self) -> None:
+        """Cross-field checks that types alone cannot express (source kinds are checked by the registry,
+        :func:`dsbias.data.sources.registry.check_sources`)."""
+        if not self.sources:
+            raise ConfigError("data.sources: no sources given (use data=toy or a data config file)")
+        names = [s.name for s in self.sources]
+        for i, s in enumerate(self.sources):
+            if not s.name:
+                raise ConfigError(f"data.sources[{i}].name: empty")
+        if len(set(names)) != len(names):
+            raise ConfigError(f"data.sources: duplicate names {names}")
+        if self.pseudo == 1 or self.pseudo < 0:
+            raise ConfigError(f"data.pseudo={self.pseudo}: use 0 (off) or K >= 2")
+        if self.per_source.train < 1 or self.per_source.val < 0:
+            raise ConfigError("data.per_source: train must be >= 1 and val >= 0")
+        if self.image_size < 8:
+            raise ConfigError(f"data.image_size={self.image_size}: too small")
+        if not 0 < self.crop_pct <= 1:
+            raise ConfigError(f"data.crop_pct={self.crop_pct}: must be in (0, 1]")
+        if self.transform:
+            from dsbias.anatomy.transforms import create_anatomy_transforms
+
+            try:
+                create_anatomy_transforms(self)  # unknown names and bad parameters fail here, not mid-training
+            except ValueError as e:
+                raise ConfigError(str(e)) from None
+

@@ -1,0 +1,12 @@
+"""The one error class a user can fix. Scripts print its message as one line and exit with code 2.
+
+Everything raised for bad config, data, features or arguments derives from :class:`UserError` (config errors,
+feature-file errors, short sources...), so the CLI layer needs one ``except`` and a bug still shows its
+traceback.
+"""
+
+from __future__ import annotations
+
+
+class UserError(Exception):
+    """A problem in what the user gave (config, data, features, arguments); the message says how to fix it."""

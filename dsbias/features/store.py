@@ -1,0 +1,200 @@
+"""The feature-file contract between extraction and the probes: the only module that names, writes or reads
+these files.
+
+A features directory holds, for each split in ``{train, val}``::
+
+    {split}_features.npy   float32 [N, D]  raw pooled features (not normalised; each probe normalises itself)
+    {split}_labels.npy     int64   [N]     source ids (index into meta["sources"])
+    {split}_index.npy      int64   [N]     manifest rows, ascending (row i of features is manifest row index[i])
+    meta.json              {"format_version", "dim", "dtype", "sources", "counts", "pooling", "backbone",
+                            "checkpoint_sha256", "manifest_sha256", ...}
+
+and the probes' results beside them (``probe_<name>.json``, :func:`result_path`). ``.npy`` is memory-mappable
+(``np.load(mmap_mode="r")``), needs no torch to read and cannot hold code; the JSON sidecar follows nanoGPT's
+``train.bin`` + ``meta.pkl``, minus the pickle.
+
+Writing: small arrays at once with :func:`write_split`; an extraction of millions of rows fills a shared,
+preallocated memory map (:func:`create_partial`, :func:`open_partial`) and publishes it with
+:func:`publish_split`. :func:`write_meta` comes last, so ``meta.json`` marks a complete directory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dsbias.errors import UserError
+from dsbias.runs import read_json, save_npy, write_json
+
+FORMAT_VERSION = 1
+SPLITS = ("train", "val")
+META = "meta.json"
+
+
+class FeatureError(UserError, ValueError):
+    """Feature files are missing, inconsistent or unusable; the message names the file."""
+
+
+def split_file(root: str | Path, split: str, part: str) -> Path:
+    """``root/{split}_{part}.npy`` for ``part`` in ``features``, ``labels``, ``index``."""
+    return Path(root) / f"{split}_{part}.npy"
+
+
+def result_path(root: str | Path, name: str) -> Path:
+    """Where the probe ``name`` writes its result beside the features: ``root/probe_<name>.json``."""
+    return Path(root) / f"probe_{name}.json"
+
+
+@dataclass
+class FeatureSplit:
+    """One split's arrays: ``features [N, D]``, ``labels [N]``, ``index [N]``."""
+
+    features: np.ndarray
+    labels: np.ndarray
+    index: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+
+@dataclass
+class FeatureSet:
+    """Both splits of a features directory and its ``meta.json``."""
+
+    root: Path
+    meta: dict[str, Any]
+    train: FeatureSplit
+    val: FeatureSplit
+
+    @property
+    def sources(self) -> list[str]:
+        return list(self.meta["sources"])
+
+    @property
+    def dim(self) -> int:
+        return int(self.meta["dim"])
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Writing
+# ----------------------------------------------------------------------------------------------------------
+
+
+def write_split(root: str | Path, split: str, features: np.ndarray, labels: np.ndarray, index: np.ndarray) -> None:
+    """Atomically write one split's three arrays (already complete, in manifest order)."""
+    save_npy(split_file(root, split, "features"), np.ascontiguousarray(features, dtype=np.float32))
+    save_npy(split_file(root, split, "labels"), np.asarray(labels, dtype=np.int64))
+    save_npy(split_file(root, split, "index"), np.asarray(index, dtype=np.int64))
+
+
+def mark_incomplete(root: str | Path) -> None:
+    """Create ``root`` and remove its ``meta.json``: the directory is incomplete until :func:`write_meta`."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    (root / META).unlink(missing_ok=True)
+
+
+def _partial(root: str | Path, split: str) -> Path:
+    return Path(root) / f".{split}_features.npy.partial"
+
+
+def create_partial(root: str | Path, split: str, rows: int, dim: int) -> None:
+    """Preallocate ``[rows, dim]`` float32 features as a memory-mappable file under a temporary name."""
+    np.lib.format.open_memmap(_partial(root, split), mode="w+", dtype=np.float32, shape=(rows, dim)).flush()
+
+
+def open_partial(root: str | Path, split: str) -> np.ndarray:
+    """The preallocated features, memory-mapped for writing (each process writes its own rows)."""
+    return np.load(_partial(root, split), mmap_mode="r+")
+
+
+def publish_split(root: str | Path, split: str, labels: np.ndarray, index: np.ndarray) -> None:
+    """Rename the filled features into place and write the split's labels and index."""
+    _partial(root, split).replace(split_file(root, split, "features"))
+    save_npy(split_file(root, split, "labels"), np.asarray(labels, dtype=np.int64))
+    save_npy(split_file(root, split, "index"), np.asarray(index, dtype=np.int64))
+
+
+def write_meta(root: str | Path, meta: dict[str, Any]) -> None:
+    """Write ``meta.json`` last: its presence marks the directory complete."""
+    write_json(Path(root) / META, {"format_version": FORMAT_VERSION, **meta})
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Reading
+# ----------------------------------------------------------------------------------------------------------
+
+
+def find_features_dir(path: str | Path) -> Path:
+    """Accept a run dir (``<run>/features/meta.json``) or a features dir (``meta.json``).
+
+    Raises:
+        FeatureError: Neither holds a ``meta.json``.
+    """
+    p = Path(path)
+    if (p / META).is_file():
+        return p
+    if (p / "features" / META).is_file():
+        return p / "features"
+    raise FeatureError(f"{p}: no {META} here or in {p / 'features'} (run ssl/extract.py first?)")
+
+
+def _check_split(root: Path, split: str, meta: dict[str, Any], mmap: bool) -> FeatureSplit:
+    arrays = {}
+    for part in ("features", "labels", "index"):
+        f = split_file(root, split, part)
+        if not f.is_file():
+            raise FeatureError(f"{f}: missing")
+        try:
+            arrays[part] = np.load(f, mmap_mode="r" if mmap else None, allow_pickle=False)
+        except ValueError as e:
+            raise FeatureError(f"{f}: not a plain .npy array ({e})") from None
+    x, y, idx = arrays["features"], arrays["labels"], arrays["index"]
+    name = split_file(root, split, "features")
+    if x.ndim != 2:
+        raise FeatureError(f"{name}: expected [N, D], got shape {x.shape}")
+    if x.dtype != np.float32:
+        raise FeatureError(f"{name}: dtype {x.dtype}, expected float32")
+    if x.shape[1] != meta["dim"]:
+        raise FeatureError(f"{name}: dim {x.shape[1]} but {META} says {meta['dim']}")
+    if y.shape != (x.shape[0],) or idx.shape != (x.shape[0],):
+        raise FeatureError(f"{root}/{split}_*.npy: {x.shape[0]} feature rows, {y.shape} labels, {idx.shape} index")
+    if y.dtype.kind not in "iu" or idx.dtype.kind not in "iu":
+        raise FeatureError(f"{root}/{split}_labels/index.npy: integer arrays expected")
+    if x.shape[0] and (y.min() < 0 or y.max() >= len(meta["sources"])):
+        raise FeatureError(f"{split_file(root, split, 'labels')}: labels outside 0..{len(meta['sources']) - 1}")
+    if x.shape[0] > 1 and np.any(np.diff(idx) <= 0):
+        raise FeatureError(f"{split_file(root, split, 'index')}: rows not in strictly ascending manifest order")
+    # Chunked so a memory-mapped file of millions of rows is checked without loading it at once.
+    for start in range(0, x.shape[0], 65536):
+        if not np.isfinite(x[start:start + 65536]).all():
+            raise FeatureError(f"{name}: NaN or inf in rows {start}..{min(start + 65536, x.shape[0]) - 1}")
+    return FeatureSplit(features=x, labels=np.asarray(y, dtype=np.int64), index=np.asarray(idx, dtype=np.int64))
+
+
+def load_features(path: str | Path, mmap: bool = True) -> FeatureSet:
+    """Load and check a features directory (or the one inside a run dir).
+
+    Args:
+        path: Run dir or features dir.
+        mmap: Memory-map the feature arrays instead of reading them into RAM.
+
+    Raises:
+        FeatureError: Missing split, wrong dtype or dim, NaNs, labels out of range, fewer than two sources.
+    """
+    root = find_features_dir(path)
+    meta = read_json(root / META)
+    for key in ("dim", "sources"):
+        if key not in meta:
+            raise FeatureError(f"{root / META}: missing '{key}'")
+    if meta.get("format_version", FORMAT_VERSION) > FORMAT_VERSION:
+        raise FeatureError(f"{root / META}: format_version {meta['format_version']} is newer than this dsbias")
+    if len(meta["sources"]) < 2:
+        raise FeatureError(f"{root / META}: {len(meta['sources'])} source(s); separability needs >= 2")
+    train, val = (_check_split(root, s, meta, mmap) for s in SPLITS)
+    if len(train) == 0 or len(val) == 0:
+        raise FeatureError(f"{root}: empty split (train {len(train)}, val {len(val)} rows)")
+    return FeatureSet(root=root, meta=meta, train=train, val=val)

@@ -1,0 +1,60 @@
+"""Pretraining main: data -> method -> engine -> export -> features, without source labels.
+
+Reads like a table of contents; the stages are shared with the other mains (:mod:`dsbias.pipelines.stages`).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from accelerate.utils import set_seed
+
+from dsbias.config import Config
+from dsbias.data.dataset import MixedDataset
+from dsbias.engine.loop import train
+from dsbias.methods.registry import create_method
+from dsbias.pipelines.stages import build_data, export_backbone, features_of_run, prepare_run
+from dsbias.runs import RunDir
+
+logger = logging.getLogger(__name__)
+
+
+def main(cfg: Config) -> dict[str, Any]:
+    """Pretrain ``cfg.method`` on the mix without source labels, export the backbone, extract features."""
+    # ============ run dir ============
+    run, accelerator = prepare_run(cfg)
+    # ============ data ============
+    manifest = build_data(cfg, run, accelerator)
+    # ============ method ============
+    set_seed(cfg.train.seed)  # the same initial weights in every run (reruns and resumes compare exactly)
+    method = create_method(cfg, len(manifest.sources))
+    dataset = MixedDataset.from_config(manifest, "train", method.create_train_transform(), cfg.data)
+    # ============ training ============
+    summary = train(cfg, method, dataset, run, accelerator)
+    if summary.get("stopped_early"):
+        return summary
+    # ============ export ============
+    export_backbone(run, method, cfg, manifest, accelerator)
+    # ============ features ============
+    if cfg.train.extract:
+        features_of_run(run, method.backbone, cfg, manifest, accelerator)
+    if accelerator.is_main_process:
+        print(summary_text(cfg, run, summary))
+    return summary
+
+
+def summary_text(cfg: Config, run: RunDir, summary: dict[str, Any]) -> str:
+    """The one-screen summary printed at the end of a run."""
+    final = summary.get("final", {})
+    lines = [
+        f"== dsbias {cfg.method.name} on {len(cfg.data.sources)} source(s): {run.root}",
+        f"   model {cfg.model.name}  image {cfg.data.image_size}px  batch {cfg.train.batch_size}  "
+        f"steps {summary['steps']} ({summary['samples']} samples, resumed at {summary['resumed_at']})",
+        f"   final loss {final.get('loss', float('nan')):.4f}  wall {summary['wall_s']:.1f}s  "
+        f"{summary['img_per_s']:.0f} img/s",
+        f"   backbone  {run.backbone_weights}",
+    ]
+    if cfg.train.extract:
+        lines.append(f"   features  {run.features}  -> python probe/linear.py --features {run.root}")
+    return "\n".join(lines)

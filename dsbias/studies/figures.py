@@ -1,0 +1,129 @@
+"""The study report's figures (matplotlib, written as PNG): confusion heat maps, accuracy curves, training
+curves and the most / least confidently named images."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dsbias.audit.leakage import confidence_extremes
+from dsbias.config import load_config
+from dsbias.data.manifest import Manifest
+from dsbias.data.sources.registry import create_sources
+from dsbias.runs import JsonlLog, RunDir, atomic_path
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig: Any, path: Path) -> None:
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
+    _plt().close(fig)
+
+
+def plot_confusions(entries: list[dict[str, Any]], path: Path) -> None:
+    """Row-normalised confusion heat maps, one panel per setting (first seed), source names on the axes."""
+    plt = _plt()
+    n = len(entries)
+    cols = min(n, 4)
+    fig, axes = plt.subplots(math.ceil(n / cols), cols, figsize=(3.4 * cols, 3.2 * math.ceil(n / cols)),
+                             squeeze=False)
+    for ax in axes.flat[n:]:
+        ax.axis("off")
+    for ax, e in zip(axes.flat, entries):
+        conf = np.array(json.loads(e["confusion"]), dtype=float)
+        names = json.loads(e["source_names"])
+        norm = conf / np.maximum(conf.sum(1, keepdims=True), 1)
+        ax.imshow(norm, vmin=0, vmax=1, cmap="Blues")
+        for i, j in np.ndindex(norm.shape):
+            ax.text(j, i, f"{100 * norm[i, j]:.0f}", ha="center", va="center", fontsize=7,
+                    color="white" if norm[i, j] > 0.6 else "black")
+        ax.set_xticks(range(len(names)), names, rotation=45, fontsize=7)
+        ax.set_yticks(range(len(names)), names, fontsize=7)
+        ax.set_title(f"{e['label']} ({e['probe']}): {100 * e['mean']:.1f}%", fontsize=8)
+        ax.set_xlabel("predicted", fontsize=7)
+    _save(fig, path)
+
+
+def plot_curve(entries: list[dict[str, Any]], xkey: str, xlabel: str, path: Path) -> None:
+    """Accuracy vs x (log scale) with the pooled 95% CI band and the chance line."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    for probe in sorted({e["probe"] for e in entries}):
+        es = sorted((e for e in entries if e["probe"] == probe and e.get(xkey)), key=lambda e: float(e[xkey]))
+        if not es:
+            continue
+        x = [float(e[xkey]) for e in es]
+        ax.plot(x, [100 * e["mean"] for e in es], "o-", label=probe)
+        ax.fill_between(x, [100 * e["pooled_ci"][0] for e in es], [100 * e["pooled_ci"][1] for e in es], alpha=0.2)
+    ax.axhline(100 * entries[0]["chance"], ls="--", c="gray", label="chance")
+    ax.set_xscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("val top-1 (%)")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    _save(fig, path)
+
+
+def plot_training_curves(entries: list[dict[str, Any]], out: Path, path: Path) -> bool:
+    """Training loss vs step for every setting (first seed); False if no run logged a loss."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5.5, 3.5))
+    any_curve = False
+    for e in entries:
+        recs = [r for r in JsonlLog(RunDir.at(out / "runs" / e["run"]).log).read() if "loss" in r and "step" in r]
+        if recs:
+            any_curve = True
+            ax.plot([r["step"] for r in recs], [r["loss"] for r in recs], label=f"{e['label']}", lw=1)
+    ax.set_xlabel("step")
+    ax.set_ylabel("train loss")
+    if any_curve:
+        ax.legend(fontsize=7, ncol=2)
+        _save(fig, path)
+    else:
+        _plt().close(fig)
+    return any_curve
+
+
+def plot_confident_images(rdir: Path, path: Path, n: int = 4) -> bool:
+    """Per source, the val images the classifier names most and least confidently (p of the true source).
+
+    Needs the run's ``val_probs.npy`` (written by ``probe/classify.py``); False when it is absent.
+    """
+    run = RunDir.at(rdir)
+    if not run.val_probs.is_file():
+        return False
+    manifest = Manifest.load(run.manifest)
+    probs, index = np.load(run.val_probs), np.load(run.val_index)
+    rows = [manifest.rows[int(i)] for i in index]
+    labels = np.array([r["source_id"] for r in rows])
+    ext = confidence_extremes(probs, labels, rows, manifest.sources, n=n)
+    readers = create_sources(load_config(run.config).data)
+    plt = _plt()
+    names = manifest.sources
+    fig, axes = plt.subplots(len(names), 2 * n, figsize=(1.5 * 2 * n, 1.7 * len(names)), squeeze=False)
+    for r, name in enumerate(names):
+        for c, (kind, entry) in enumerate([("most", e) for e in ext[name]["most"][:n]]
+                                          + [("least", e) for e in ext[name]["least"][:n]]):
+            ax = axes[r, c]
+            row = manifest.rows[entry["index"]]
+            ax.imshow(readers[row["origin"]].read(row["item"])[0])
+            ax.set_title(f"{'+' if kind == 'most' else '-'} p={entry['p_true']:.2f}", fontsize=6,
+                         color="green" if entry["predicted"] == name else "red")
+            ax.axis("off")
+        axes[r, 0].text(-0.1, 0.5, name, transform=axes[r, 0].transAxes, ha="right", va="center", fontsize=8)
+    fig.suptitle(f"{rdir.name}: left {n} most, right {n} least confidently named val images per source "
+                 "(green: predicted right)", fontsize=8)
+    _save(fig, path)
+    return True

@@ -1,0 +1,89 @@
+"""prepare.py writes shards the paper's way, records native size/format, and --reencode makes codecs uniform."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from dsbias.config import load_config
+from dsbias.data.manifest import build_manifest
+from dsbias.data.prepare import PrepareOptions, prepare, target_size
+from dsbias.data.sources.registry import create_sources
+from dsbias.data.sources.webdataset import ShardSource, parse_item
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _images(root: Path, seed: int) -> dict[str, Path]:
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True)
+    files = {"big.jpg": (600, 800, "JPEG"), "small.png": (200, 300, "PNG"), "tall.webp": (700, 520, "WEBP")}
+    out = {}
+    for name, (h, w, fmt) in files.items():
+        arr = rng.integers(0, 255, (h // 10, w // 10, 3), dtype=np.uint8)
+        Image.fromarray(arr).resize((w, h)).save(root / name, fmt)
+        out[name] = root / name
+    (root / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really")
+    return out
+
+
+def _cfg(tmp_path: Path, out: Path):
+    a, b = _images(tmp_path / "a", 0), _images(tmp_path / "b", 1)
+    assert a and b
+    return load_config(None, [f"data.sources=[{{name: a, kind: folder, path: '{tmp_path / 'a'}'}}, "
+                              f"{{name: b, kind: folder, path: '{tmp_path / 'b'}'}}]", f"out={out}",
+                              "data.per_source={train: 2, val: 1}", "data.dedup=ignore"])
+
+
+def _members(tar: Path) -> list[str]:
+    with tarfile.open(tar) as tf:
+        return tf.getnames()
+
+
+def test_target_size_policies():
+    assert target_size(800, 600, PrepareOptions()) == (667, 500)  # shorter side 600 > 500
+    assert target_size(300, 200, PrepareOptions()) is None  # kept as is
+    assert target_size(300, 200, PrepareOptions(size=100)) == (150, 100)  # everything to one size
+    assert target_size(300, 200, PrepareOptions(size=400)) == (600, 400)  # up too
+    assert target_size(2000, 400, PrepareOptions(max_side=1000)) == (1000, 200)
+
+
+def test_prepare_paper_policy_reads_back_with_native_size(tmp_path):
+    cfg = _cfg(tmp_path, tmp_path / "shards")
+    result = prepare(cfg.data, cfg.out, PrepareOptions(shard_size=2))
+    assert result["a"]["written"] == 3 and result["a"]["skipped"] == {"truncated": 1}
+    assert result["a"]["shards"] == 2
+    data = load_config(None, [f"data={tmp_path / 'shards' / 'data.yaml'}", "data.dedup=ignore"]).data
+    assert [s.kind for s in data.sources] == ["webdataset", "webdataset"]
+    m = build_manifest(data)
+    native = {(r["width"], r["height"], r["format"]) for r in m.rows if r["source"] == "a"}
+    assert native == {(800, 600, "JPEG"), (300, 200, "PNG"), (520, 700, "WEBP")}  # as collected
+    readers = create_sources(data)
+    for r in m.rows:
+        body, meta = readers[r["origin"]].read_member(r["item"])
+        stored = Image.open(io.BytesIO(body))
+        original = tmp_path / r["source"] / meta["item"]
+        if meta["original_width"] == 800:
+            assert stored.size == (667, 500) and stored.format == "PNG"  # resized, bicubic, PNG as in the paper
+        elif meta["original_width"] == 520:
+            assert stored.size == (500, 673) and stored.format == "PNG"  # shorter side 520 > 500 too
+        else:
+            assert body == original.read_bytes()  # small images keep their original bytes
+
+
+def test_prepare_reencode_makes_formats_uniform(tmp_path):
+    cfg = _cfg(tmp_path, tmp_path / "jpeg")
+    prepare(cfg.data, cfg.out, PrepareOptions(reencode="jpeg", quality=90, size=64))
+    names = _members(next((tmp_path / "jpeg" / "a").glob("*.tar")))
+    assert {n.split(".", 1)[1] for n in names} == {"jpg", "json"}
+    src = ShardSource("a", str(tmp_path / "jpeg" / "a" / "*.tar"), 10**8)
+    for item in src.list_items():
+        body, meta = src.read_member(item)
+        img = Image.open(io.BytesIO(body))
+        assert img.format == "JPEG" and min(img.size) == 64 and meta["format"] == "JPEG"
+        assert meta["original_format"] in ("JPEG", "PNG", "WEBP")
+        assert parse_item(item)[1].endswith(".jpg")
