@@ -46,6 +46,10 @@ class LineBar(tqdm):
         self.fp.flush()
         return True
 
+    def set_postfix(self, ordered_dict: Any = None, refresh: bool = True, **kwargs: Any) -> None:
+        """Shown with the next line, not as a line of its own."""
+        super().set_postfix(ordered_dict, refresh=False, **kwargs)
+
     def close(self) -> None:
         if self.disable:
             return

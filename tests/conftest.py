@@ -116,3 +116,52 @@ def train_tiny(out, *over):
     ds = MixedDataset.from_config(manifest, "train", method.create_train_transform(), cfg.data)
     summary = train(cfg, method, ds, run, acc)
     return cfg, run, acc, manifest, method, summary
+
+
+def prepare_cfg(tmp_path: Path, out: Path):
+    """Two folder sources of mixed sizes and formats (and one broken file each), for tools/prepare.py."""
+    from dsbias.config import load_config
+
+    a, b = write_prepare_images(tmp_path / "a", 0), write_prepare_images(tmp_path / "b", 1)
+    assert a and b
+    return load_config(None, [f"data.sources=[{{name: a, kind: folder, path: '{tmp_path / 'a'}'}}, "
+                              f"{{name: b, kind: folder, path: '{tmp_path / 'b'}'}}]", f"out={out}",
+                              "data.per_source={train: 2, val: 1}", "data.dedup=ignore"])
+
+
+def write_prepare_images(root: Path, seed: int) -> dict[str, Path]:
+    """A big JPEG, a small PNG, a tall WebP and a broken JPEG in ``root``."""
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True)
+    files = {"big.jpg": (600, 800, "JPEG"), "small.png": (200, 300, "PNG"), "tall.webp": (700, 520, "WEBP")}
+    out = {}
+    for name, (h, w, fmt) in files.items():
+        arr = rng.integers(0, 255, (h // 10, w // 10, 3), dtype=np.uint8)
+        Image.fromarray(arr).resize((w, h)).save(root / name, fmt)
+        out[name] = root / name
+    (root / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really")
+    return out
+
+
+TINY_SSL = ["data=toy", "data.per_source={train: 8, val: 4}", "data.image_size=16", "data.num_workers=0",
+        "model=vit_tiny", "model.kwargs={patch_size: 8, depth: 1, embed_dim: 32, num_heads: 2}",
+        "method.mae.decoder_dim=16", "method.mae.decoder_heads=2", "method.mae.decoder_depth=1",
+        "method.mocov3.proj_hidden_dim=32", "method.mocov3.pred_hidden_dim=32", "method.mocov3.proj_dim=16",
+        "train.batch_size=4", "train.samples=24", "train.log_every=1", "train.log_with=[]", "train.extract=false",
+        "optim.warmup_samples=8", "optim.blr=0.05"]
+
+
+def make_features(root, n=(300, 60), dim=16, sources=("a", "b", "c"), shift=3.0, seed=0, val_labels=None):
+    """A features dir of Gaussian blobs, one per source, ``shift`` apart (0: identical distributions)."""
+    from dsbias.features.store import write_meta, write_split
+
+    rng = np.random.default_rng(seed)
+    mu = rng.normal(size=(len(sources), dim)) * shift
+    start = 0
+    for split, m in zip(("train", "val"), n):
+        y = rng.integers(0, len(sources), m) if split == "train" or val_labels is None else val_labels
+        x = (rng.normal(size=(m, dim)) + mu[y]).astype(np.float32)
+        write_split(root, split, x, y, np.arange(start, start + m))
+        start += m
+    write_meta(root, {"dim": dim, "sources": list(sources), "backbone": "toy_vit", "checkpoint_sha256": "abc123"})
+    return root

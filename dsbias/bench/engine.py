@@ -21,7 +21,7 @@ from dsbias.data.dataset import MixedDataset
 from dsbias.data.manifest import Manifest
 from dsbias.engine.optim import learning_rate
 from dsbias.methods.registry import create_method
-from dsbias.pipelines.pretrain import main as pretrain
+from dsbias.pipelines.pretrain import pretrain
 from dsbias.runs import JsonlLog, RunDir
 
 

@@ -19,7 +19,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 from torchvision import transforms as T
 
-from dsbias.bench.timer import Timing, machine_line, time_it
+from dsbias.bench.timer import machine_line, time_it
 from dsbias.config import load_config
 from dsbias.data.loader import create_loader, default_workers
 from dsbias.data.manifest import build_manifest
@@ -55,19 +55,13 @@ class ItemDataset(Dataset):
 
 
 def loader_rate(source, items: list[str], size: int, workers: int, batch: int) -> float:
-    """Images/s of one pass with the MAE training view (random resized crop, flip, normalise): the batch size
-    over the median time between batches, from the second batch on (worker start-up is paid once per run)."""
+    """Images/s of whole passes with the MAE training view (random resized crop, flip, normalise): the image
+    count over the median pass time, after one untimed pass (worker start-up is paid once per run)."""
     tf = T.Compose([T.RandomResizedCrop(size, scale=(0.2, 1.0), interpolation=T.InterpolationMode.BICUBIC),
                     T.RandomHorizontalFlip(), to_normalized_tensor()])
     loader = create_loader(ItemDataset(source, items, tf), batch, shuffle=True, num_workers=workers)
-    it = iter(loader)
-    next(it)
-    seconds, t = [], time.perf_counter()
-    for _ in it:
-        now = time.perf_counter()
-        seconds.append(now - t)
-        t = now
-    return Timing.of(seconds).rate(batch)
+    timing, n = time_it(lambda: sum(len(x) for x in loader), repeat=3, warmup=1)
+    return timing.rate(n)
 
 
 # The project's own training steps, by preset (method, model and the model's settings at a size).

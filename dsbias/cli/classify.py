@@ -8,7 +8,7 @@ out/classify/. The paper's recipe: --config configs/classify/liu_he.yaml data=YO
 from __future__ import annotations
 
 from dsbias.cli import args as cli
-from dsbias.pipelines.classify import main as classify
+from dsbias.pipelines.classify import classify
 
 
 @cli.guarded

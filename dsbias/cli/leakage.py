@@ -12,13 +12,13 @@ from typing import Any
 from dsbias.audit.leakage import duplicate_report
 from dsbias.cli import args as cli
 from dsbias.data.manifest import Manifest
-from dsbias.features.store import load_features
-from dsbias.runs import write_json
+from dsbias.features.store import leakage_path, load_features
+from dsbias.runs import RunDir, write_json
 
 
 def _manifest_rows(features_root: Path, meta: dict[str, Any]) -> list[dict[str, Any]] | None:
     """The manifest rows of a features dir: ``meta["manifest_path"]`` or ``../manifest.jsonl``; None if absent."""
-    for cand in (meta.get("manifest_path"), features_root.parent / "manifest.jsonl"):
+    for cand in (meta.get("manifest_path"), RunDir.at(features_root.parent).manifest):
         if cand and Path(cand).is_file() and Path(cand).with_suffix(".json").is_file():
             return Manifest.load(cand).rows
     return None
@@ -35,7 +35,7 @@ def main(argv: list[str]) -> int:
     fs = load_features(args.features)
     report = duplicate_report(fs, _manifest_rows(fs.root, fs.meta), threshold=args.threshold, k=args.k,
                               top=args.top)
-    out = fs.root / "leakage.json"
+    out = leakage_path(fs.root)
     write_json(out, report)
     c = report["counts"]
     print(f"== near duplicates at cosine >= {args.threshold} ({report['n']} images, k={args.k}): {out}")

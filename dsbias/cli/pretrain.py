@@ -9,7 +9,7 @@ from __future__ import annotations
 from dsbias.cli import args as cli
 from dsbias.engine.checkpoint import latest_checkpoint
 from dsbias.errors import UserError
-from dsbias.pipelines.pretrain import main as pretrain
+from dsbias.pipelines.pretrain import pretrain
 from dsbias.runs import RunDir
 
 

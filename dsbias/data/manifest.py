@@ -31,7 +31,7 @@ import numpy as np
 from dsbias.data.config import DataConfig
 from dsbias.data.sampling import SPLITS, ShortSourceError, draw
 from dsbias.data.sources.registry import create_sources, expand_sources
-from dsbias.runs import atomic_path, sha256_file, write_json
+from dsbias.runs import RunDir, atomic_path, sha256_file, write_json
 from dsbias.typedconfig import diff_keys, to_dict
 
 logger = logging.getLogger(__name__)
@@ -212,7 +212,7 @@ def make_manifest(data: DataConfig, out: str | Path) -> tuple[Manifest, Path]:
     """
     if data.manifest:
         raise ValueError("data.manifest is set: the manifest tool draws a new manifest; unset it")
-    path = Path(out) / "manifest.jsonl"
+    path = RunDir.at(out).manifest
     manifest = build_manifest(data)
     manifest.save(path)
     return manifest, path

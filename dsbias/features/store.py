@@ -9,9 +9,9 @@ A features directory holds, for each split in ``{train, val}``::
     meta.json              {"format_version", "dim", "dtype", "sources", "counts", "pooling", "backbone",
                             "checkpoint_sha256", "manifest_sha256", ...}
 
-and the probes' results beside them (``probe_<name>.json``, :func:`result_path`). ``.npy`` is memory-mappable
-(``np.load(mmap_mode="r")``), needs no torch to read and cannot hold code; the JSON sidecar follows nanoGPT's
-``train.bin`` + ``meta.pkl``, minus the pickle.
+and what is computed from them beside them (``probe_<name>.json``, :func:`result_path`; ``leakage.json``).
+``.npy`` is memory-mappable (``np.load(mmap_mode="r")``), needs no torch to read and cannot hold code; the JSON
+sidecar follows nanoGPT's ``train.bin`` + ``meta.pkl``, minus the pickle.
 
 Writing: small arrays at once with :func:`write_split`; an extraction of millions of rows fills a shared,
 preallocated memory map (:func:`create_partial`, :func:`open_partial`) and publishes it with
@@ -46,6 +46,11 @@ def split_file(root: str | Path, split: str, part: str) -> Path:
 def result_path(root: str | Path, name: str) -> Path:
     """Where the probe ``name`` writes its result beside the features: ``root/probe_<name>.json``."""
     return Path(root) / f"probe_{name}.json"
+
+
+def leakage_path(root: str | Path) -> Path:
+    """Where the near-duplicate audit writes its report beside the features: ``root/leakage.json``."""
+    return Path(root) / "leakage.json"
 
 
 @dataclass

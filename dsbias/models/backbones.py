@@ -19,7 +19,7 @@ from torch import nn
 
 from dsbias.models import convnext_tiny  # noqa: F401  (registers the tiny ConvNeXt ladder with timm)
 from dsbias.models.config import ModelConfig
-from dsbias.runs import atomic_path, read_json, write_json
+from dsbias.runs import RunDir, atomic_path, read_json, write_json
 
 logger = logging.getLogger(__name__)
 BACKBONE_FORMAT_VERSION = 1
@@ -100,14 +100,14 @@ def save_backbone(run_root: str | Path, net: nn.Module, meta: dict[str, Any]) ->
         net: The backbone (unwrapped: no DDP/compile prefixes).
         meta: Extra fields for the JSON (image_size, mean, std, crop_pct, sources, method...).
     """
-    run_root = Path(run_root)
+    run = RunDir.at(run_root)
     state = {k: v.detach().cpu().contiguous().clone() for k, v in net.state_dict().items()}
-    with atomic_path(run_root / "backbone.safetensors", suffix=".safetensors") as tmp:
+    with atomic_path(run.backbone_weights, suffix=".safetensors") as tmp:
         safetensors.torch.save_file(state, str(tmp))
     spec = getattr(net, "dsbias_spec", None)
     assert spec is not None, "backbone was not built by create_backbone"
     dim = int(getattr(net, "num_features", 0)) or None
-    write_json(run_root / "backbone.json",
+    write_json(run.backbone_meta,
                {"format_version": BACKBONE_FORMAT_VERSION, **spec, "dim": dim, **meta})
 
 
@@ -118,7 +118,7 @@ def load_backbone(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
         The backbone in eval mode and its ``backbone.json`` contents.
     """
     path = Path(path)
-    meta_path = path if path.suffix == ".json" else path / "backbone.json"
+    meta_path = path if path.suffix == ".json" else RunDir.at(path).backbone_meta
     if not meta_path.is_file():
         raise FileNotFoundError(f"{meta_path}: no exported backbone (did training finish?)")
     meta = read_json(meta_path)
@@ -128,7 +128,7 @@ def load_backbone(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
         from dsbias.models.torchvision_backbones import rebuild_torchvision_backbone
 
         net = rebuild_torchvision_backbone(meta)
-    state = safetensors.torch.load_file(str(meta_path.with_name("backbone.safetensors")))
+    state = safetensors.torch.load_file(str(RunDir.at(meta_path.parent).backbone_weights))
     net.load_state_dict(state, strict=True)
     net.dsbias_spec = {k: meta[k] for k in ("library", "name", "kwargs")}  # type: ignore[assignment]
     return net.eval(), meta

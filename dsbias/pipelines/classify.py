@@ -28,7 +28,7 @@ from dsbias.stats import classification_report, format_table, wilson_ci
 logger = logging.getLogger(__name__)
 
 
-def main(cfg: Config) -> dict[str, Any]:
+def classify(cfg: Config) -> dict[str, Any]:
     """Train ``cfg.model`` to name the source of each image; write and return ``metrics.json``'s contents."""
     if cfg.method.name != "supervised":
         raise ConfigError(f"method.name={cfg.method.name!r}: dataset classification trains method=supervised")

@@ -20,7 +20,7 @@ from dsbias.runs import RunDir
 logger = logging.getLogger(__name__)
 
 
-def main(cfg: Config) -> dict[str, Any]:
+def pretrain(cfg: Config) -> dict[str, Any]:
     """Pretrain ``cfg.method`` on the mix without source labels, export the backbone, extract features."""
     # ============ run dir ============
     run, accelerator = prepare_run(cfg)

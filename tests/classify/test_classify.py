@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 from accelerate import Accelerator
-from PIL import Image
 
 from dsbias.classify.evaluate import predict
 from dsbias.classify.finetune import init_from_run
@@ -24,10 +23,6 @@ REPO = Path(__file__).resolve().parents[2]
 
 TINY = ["data=toy", "data.per_source={train: 12, val: 6}", "data.image_size=32", "data.num_workers=0",
         "method=supervised", "model=convnext_atto_1_10_uniform"]
-
-
-def _img(seed: int, size: int = 96) -> Image.Image:
-    return Image.fromarray(np.random.default_rng(seed).integers(0, 256, (size, size, 3), dtype=np.uint8))
 
 
 def test_eval_covers_every_image_once_and_does_not_depend_on_batch_size():
@@ -71,25 +66,25 @@ def test_init_from_run_loads_strictly_and_checks_the_model(tmp_path):
 
 
 def test_liu_he_recipe_runs_tiny_with_accumulation_and_resumes(tmp_path):
-    from dsbias.pipelines.classify import main
+    from dsbias.pipelines.classify import classify
 
     cfg = load_config(REPO / "configs/classify/liu_he.yaml", [
         "data=toy", "data.per_source={train: 16, val: 8}", "data.image_size=32", "data.num_workers=0",
         "model=convnext_atto_1_10_uniform", "train.batch_size=8", "train.grad_accum=2", "train.samples=64",
         "train.log_every=1", "train.log_with=[]", "optim.warmup_samples=16", f"out={tmp_path}"])
-    first = main(cfg)  # full aug: RandAugment + mixup/cutmix on per-process batches of 4, 2 micro-steps
+    first = classify(cfg)  # full aug: RandAugment + mixup/cutmix on per-process batches of 4, 2 micro-steps
     assert first["steps"] == 8 and first["n_val"] == 24 and first["n_train"] == 48
     assert (tmp_path / "metrics.json").is_file() and (tmp_path / "backbone.safetensors").is_file()
-    again = main(cfg)  # the run is complete: rerunning evaluates the saved state again
+    again = classify(cfg)  # the run is complete: rerunning evaluates the saved state again
     assert again["top1"] == first["top1"] and again["confusion"] == first["confusion"]
 
 
 def test_two_fresh_runs_are_identical(tmp_path):
-    from dsbias.pipelines.classify import main
+    from dsbias.pipelines.classify import classify
     from dsbias.runs import JsonlLog
 
     over = [*TINY, "train.batch_size=12", "train.samples=48", "train.log_every=1", "train.log_with=[]"]
-    runs = [main(load_config(REPO / "configs/classify/default.yaml", [*over, f"out={tmp_path / str(i)}"]))
+    runs = [classify(load_config(REPO / "configs/classify/default.yaml", [*over, f"out={tmp_path / str(i)}"]))
             for i in range(2)]
     assert runs[0]["confusion"] == runs[1]["confusion"]
     losses = [[r["loss"] for r in JsonlLog(tmp_path / str(i) / "log.jsonl").read() if "loss" in r] for i in range(2)]

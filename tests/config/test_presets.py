@@ -4,21 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 
 from dsbias.config import load_config
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-TINY = ["data=toy", "data.per_source={train: 12, val: 6}", "data.image_size=32", "data.num_workers=0",
-        "method=supervised", "model=convnext_atto_1_10_uniform"]
-
-
-def _img(seed: int, size: int = 96) -> Image.Image:
-    return Image.fromarray(np.random.default_rng(seed).integers(0, 256, (size, size, 3), dtype=np.uint8))
 
 
 @pytest.mark.parametrize("path", sorted((REPO / "configs/classify").glob("*.yaml")), ids=lambda p: p.stem)

@@ -5,43 +5,12 @@ from __future__ import annotations
 import io
 import struct
 import zlib
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from dsbias.config import load_config
 from dsbias.data.decode import DecodeError, decode_image
-from dsbias.data.sources.registry import create_sources
-
-
-def toy_cfg(*over: str):
-    return load_config(None, ["data=toy", "data.per_source={train: 40, val: 10}", *over])
-
-
-def folder_cfg(roots: dict[str, Path], *over: str):
-    src = "[" + ", ".join(f"{{name: {n}, kind: folder, path: '{p}'}}" for n, p in roots.items()) + "]"
-    return load_config(None, [f"data.sources={src}", *over])
-
-
-def _stats(img: Image.Image) -> np.ndarray:
-    a = np.asarray(img, dtype=np.float64)
-    lap = a[1:-1, 1:-1] * 4 - a[:-2, 1:-1] - a[2:, 1:-1] - a[1:-1, :-2] - a[1:-1, 2:]
-    return np.concatenate([a.mean((0, 1)), [np.abs(lap).mean()]])
-
-
-def _source_stats(cfg, n=150) -> dict[str, np.ndarray]:
-    readers = create_sources(cfg.data)
-    return {name: np.stack([_stats(r.read(str(i))[0]) for i in range(n)]) for name, r in readers.items()}
-
-
-def _corrupt_files(root: Path) -> None:
-    good = (root / "img_0000.png").read_bytes()
-    (root / "truncated.png").write_bytes(good[: len(good) // 2])
-    (root / "empty.jpg").write_bytes(b"")
-    (root / "text.jpg").write_text("this is not an image")
-    (root / "notes.txt").write_text("ignored: not an image extension")
 
 
 def _save(img: Image.Image, fmt: str, **kw) -> bytes:

@@ -6,12 +6,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from dsbias.config import load_config
 from dsbias.data.dataset import MixedDataset
 from dsbias.data.manifest import Manifest, ShortSourceError, build_manifest, load_or_build_manifest
-from dsbias.data.sources.registry import create_sources
 from dsbias.data.views import create_eval_transform
 
 
@@ -22,17 +20,6 @@ def toy_cfg(*over: str):
 def folder_cfg(roots: dict[str, Path], *over: str):
     src = "[" + ", ".join(f"{{name: {n}, kind: folder, path: '{p}'}}" for n, p in roots.items()) + "]"
     return load_config(None, [f"data.sources={src}", *over])
-
-
-def _stats(img: Image.Image) -> np.ndarray:
-    a = np.asarray(img, dtype=np.float64)
-    lap = a[1:-1, 1:-1] * 4 - a[:-2, 1:-1] - a[2:, 1:-1] - a[1:-1, :-2] - a[1:-1, 2:]
-    return np.concatenate([a.mean((0, 1)), [np.abs(lap).mean()]])
-
-
-def _source_stats(cfg, n=150) -> dict[str, np.ndarray]:
-    readers = create_sources(cfg.data)
-    return {name: np.stack([_stats(r.read(str(i))[0]) for i in range(n)]) for name, r in readers.items()}
 
 
 def _corrupt_files(root: Path) -> None:

@@ -6,7 +6,7 @@ import io
 import tarfile
 from pathlib import Path
 
-import numpy as np
+from conftest import prepare_cfg
 from PIL import Image
 
 from dsbias.config import load_config
@@ -14,29 +14,6 @@ from dsbias.data.manifest import build_manifest
 from dsbias.data.prepare import PrepareOptions, prepare, target_size
 from dsbias.data.sources.registry import create_sources
 from dsbias.data.sources.webdataset import ShardSource, parse_item
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _images(root: Path, seed: int) -> dict[str, Path]:
-    rng = np.random.default_rng(seed)
-    root.mkdir(parents=True)
-    files = {"big.jpg": (600, 800, "JPEG"), "small.png": (200, 300, "PNG"), "tall.webp": (700, 520, "WEBP")}
-    out = {}
-    for name, (h, w, fmt) in files.items():
-        arr = rng.integers(0, 255, (h // 10, w // 10, 3), dtype=np.uint8)
-        Image.fromarray(arr).resize((w, h)).save(root / name, fmt)
-        out[name] = root / name
-    (root / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really")
-    return out
-
-
-def _cfg(tmp_path: Path, out: Path):
-    a, b = _images(tmp_path / "a", 0), _images(tmp_path / "b", 1)
-    assert a and b
-    return load_config(None, [f"data.sources=[{{name: a, kind: folder, path: '{tmp_path / 'a'}'}}, "
-                              f"{{name: b, kind: folder, path: '{tmp_path / 'b'}'}}]", f"out={out}",
-                              "data.per_source={train: 2, val: 1}", "data.dedup=ignore"])
 
 
 def _members(tar: Path) -> list[str]:
@@ -53,7 +30,7 @@ def test_target_size_policies():
 
 
 def test_prepare_paper_policy_reads_back_with_native_size(tmp_path):
-    cfg = _cfg(tmp_path, tmp_path / "shards")
+    cfg = prepare_cfg(tmp_path, tmp_path / "shards")
     result = prepare(cfg.data, cfg.out, PrepareOptions(shard_size=2))
     assert result["a"]["written"] == 3 and result["a"]["skipped"] == {"truncated": 1}
     assert result["a"]["shards"] == 2
@@ -76,7 +53,7 @@ def test_prepare_paper_policy_reads_back_with_native_size(tmp_path):
 
 
 def test_prepare_reencode_makes_formats_uniform(tmp_path):
-    cfg = _cfg(tmp_path, tmp_path / "jpeg")
+    cfg = prepare_cfg(tmp_path, tmp_path / "jpeg")
     prepare(cfg.data, cfg.out, PrepareOptions(reencode="jpeg", quality=90, size=64))
     names = _members(next((tmp_path / "jpeg" / "a").glob("*.tar")))
     assert {n.split(".", 1)[1] for n in names} == {"jpg", "json"}

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from dsbias.config import load_config
-from dsbias.pipelines.classify import main
+from dsbias.pipelines.classify import classify
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -60,7 +60,7 @@ def test_classifier_learns_bias_and_stays_at_chance_on_the_null(tmp_path, data, 
     cfg = load_config(DEFAULT, ["data=toy", data, "data.per_source={train: 200, val: 100}", *SMALL,
                              "train.batch_size=32", "train.samples=4800", "optim.lr=0.002",
                              "optim.warmup_samples=320", f"out={tmp_path}"])
-    m = main(cfg)
+    m = classify(cfg)
     lo, hi = m["ci95"]
     if learns:
         assert lo > 0.5, f"val top-1 {m['top1']:.3f} (CI {lo:.3f}-{hi:.3f}) is not far above chance"
@@ -73,7 +73,7 @@ def test_pseudo_datasets_are_memorised_but_val_is_at_chance(tmp_path):
     cfg = load_config(DEFAULT, ["data=toy_pseudo", "data.per_source={train: 16, val: 100}", *SMALL,
                              "train.batch_size=24", "train.samples=4800", "optim.lr=0.003", "optim.weight_decay=0",
                              "optim.warmup_samples=240", "method.supervised.label_smoothing=0", f"out={tmp_path}"])
-    m = main(cfg)
+    m = classify(cfg)
     assert m["train_top1"] >= 0.9, f"train top-1 {m['train_top1']:.3f}: 48 images were not memorised"
     lo, hi = m["ci95"]
     assert lo <= 1 / 3 <= hi, f"pseudo-dataset val {m['top1']:.3f} (CI {lo:.3f}-{hi:.3f}) is not at chance"

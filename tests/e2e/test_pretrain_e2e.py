@@ -9,22 +9,9 @@ import sys
 
 import numpy as np
 import pytest
-import safetensors.torch
+from conftest import TINY_SSL
 
 from dsbias.features.store import load_features
-
-TINY = ["data=toy", "data.per_source={train: 8, val: 4}", "data.image_size=16", "data.num_workers=0",
-        "model=vit_tiny", "model.kwargs={patch_size: 8, depth: 1, embed_dim: 32, num_heads: 2}",
-        "method.mae.decoder_dim=16", "method.mae.decoder_heads=2", "method.mae.decoder_depth=1",
-        "method.mocov3.proj_hidden_dim=32", "method.mocov3.pred_hidden_dim=32", "method.mocov3.proj_dim=16",
-        "train.batch_size=4", "train.samples=24", "train.log_every=1", "train.log_with=[]", "train.extract=false",
-        "optim.warmup_samples=8", "optim.blr=0.05"]
-
-
-def _state(run_dir):
-    """The method's full state as saved by Accelerate (momentum encoder and BN statistics included)."""
-    (ckpt,) = (run_dir / "state").glob("step-*/model.safetensors")  # only the latest state is kept
-    return safetensors.torch.load_file(str(ckpt))
 
 
 def _launch(out, *args, processes=1):
@@ -62,7 +49,7 @@ def test_default_mae_run_learns_separable_features(tmp_path):
 
 @pytest.mark.slow
 def test_mocov3_two_processes_on_cpu(tmp_path):
-    tiny = [a for a in TINY if not a.startswith("train.")]
+    tiny = [a for a in TINY_SSL if not a.startswith("train.")]
     _launch(tmp_path / "moco", "method=mocov3", "optim=mocov3", *tiny, "train.batch_size=8", "train.samples=32",
             processes=2)
     fs = load_features(tmp_path / "moco", mmap=False)

@@ -7,27 +7,14 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import make_features
 
 from dsbias.cli.knn import main as main_knn
 from dsbias.cli.linear import main as main_linear
 from dsbias.errors import UserError
-from dsbias.features.store import load_features, write_meta, write_split
+from dsbias.features.store import load_features
 from dsbias.probes import knn
 from dsbias.probes.linear import Standardizer, probe_once
-
-
-def make_features(root, n=(300, 60), dim=16, sources=("a", "b", "c"), shift=3.0, seed=0, val_labels=None):
-    """Gaussian blobs, one per source, ``shift`` apart (0: identical distributions)."""
-    rng = np.random.default_rng(seed)
-    mu = rng.normal(size=(len(sources), dim)) * shift
-    start = 0
-    for split, m in zip(("train", "val"), n):
-        y = rng.integers(0, len(sources), m) if split == "train" or val_labels is None else val_labels
-        x = (rng.normal(size=(m, dim)) + mu[y]).astype(np.float32)
-        write_split(root, split, x, y, np.arange(start, start + m))
-        start += m
-    write_meta(root, {"dim": dim, "sources": list(sources), "backbone": "toy_vit", "checkpoint_sha256": "abc123"})
-    return root
 
 
 def torch_knn(bank, queries, labels, k, num_classes, t):
