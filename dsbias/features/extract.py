@@ -27,7 +27,14 @@ from dsbias.data.loader import create_loader, process_block
 from dsbias.data.manifest import SPLITS, Manifest
 from dsbias.data.sources.registry import create_sources
 from dsbias.data.views import IMAGENET_MEAN, IMAGENET_STD, create_eval_transform
-from dsbias.features.store import create_partial, mark_incomplete, open_partial, publish_split, write_meta
+from dsbias.features.store import (
+    create_partial,
+    mark_incomplete,
+    open_partial,
+    publish_split,
+    write_groups,
+    write_meta,
+)
 from dsbias.log import progress
 from dsbias.runs import sha256_file
 
@@ -111,6 +118,10 @@ def extract_features(
     backbone.train(was_training)
     assert dims["train"] == dims["val"]
     if accelerator.is_main_process:
+        if manifest.has_groups:  # the probes' intervals and tests resample whole val groups
+            codes = manifest.group_codes()
+            for split in SPLITS:
+                write_groups(out, split, codes[manifest.split_indices(split)])
         manifest_file = meta.pop("manifest_path", None)
         write_meta(out, {
             "dim": dims["train"], "dtype": "float32", "sources": manifest.sources,

@@ -10,12 +10,13 @@ from dsbias.engine.loop import create_accelerator
 from dsbias.errors import UserError
 from dsbias.log import setup_logging
 from dsbias.models.backbones import create_backbone, load_backbone
-from dsbias.pipelines.stages import build_data, features_of_run, prepare_run
+from dsbias.pipelines.stages import build_data, features_of_run, init_backbone, prepare_run
 from dsbias.runs import RunDir
 
 
 def extract_run(run_dir: str | Path) -> Path:
-    """Rewrite ``RUN_DIR/features`` from the run's ``backbone.safetensors``, ``config.yaml`` and manifest."""
+    """Rewrite ``RUN_DIR/features`` from the run's ``backbone.safetensors``, ``config.yaml`` and manifest (and,
+    for a pretraining run, its random-init control ``features_init/``)."""
     run = RunDir.at(run_dir)
     if not run.config.is_file():
         raise UserError(f"{run.config} not found: --run needs a dsbias run dir")
@@ -25,6 +26,8 @@ def extract_run(run_dir: str | Path) -> Path:
     manifest = Manifest.load(run.manifest)
     backbone, _ = load_backbone(run.root)
     features_of_run(run, backbone, cfg, manifest, accelerator)
+    if cfg.method.name != "supervised":
+        features_of_run(run, init_backbone(cfg, len(manifest.sources)), cfg, manifest, accelerator, init=True)
     _summary(run, accelerator.is_main_process)
     return run.features
 

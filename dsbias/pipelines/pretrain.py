@@ -1,10 +1,14 @@
 """Pretraining main: data -> method -> engine -> export -> features, without source labels.
 
 Reads like a table of contents; the stages are shared with the other mains (:mod:`dsbias.pipelines.stages`).
+Besides the trained features it writes those of the same backbone at initialisation (``features_init/``):
+random convolutional and ViT features already see colour, blur and noise, so the probes report how much the
+pretraining added over them (``gain_over_init``).
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 from typing import Any
 
@@ -29,6 +33,7 @@ def pretrain(cfg: Config) -> dict[str, Any]:
     # ============ method ============
     set_seed(cfg.train.seed)  # the same initial weights in every run (reruns and resumes compare exactly)
     method = create_method(cfg, len(manifest.sources))
+    at_init = copy.deepcopy(method.backbone) if cfg.train.extract else None  # the random-init control
     dataset = MixedDataset.from_config(manifest, "train", method.create_train_transform(), cfg.data)
     # ============ training ============
     summary = train(cfg, method, dataset, run, accelerator)
@@ -39,6 +44,7 @@ def pretrain(cfg: Config) -> dict[str, Any]:
     # ============ features ============
     if cfg.train.extract:
         features_of_run(run, method.backbone, cfg, manifest, accelerator)
+        features_of_run(run, at_init, cfg, manifest, accelerator, init=True)
     if accelerator.is_main_process:
         print(summary_text(cfg, run, summary))
     return summary
@@ -57,4 +63,5 @@ def summary_text(cfg: Config, run: RunDir, summary: dict[str, Any]) -> str:
     ]
     if cfg.train.extract:
         lines.append(f"   features  {run.features}  -> python probe/linear.py --features {run.root}")
+        lines.append(f"   control   {run.init_features} (the same backbone at initialisation)")
     return "\n".join(lines)

@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from accelerate import Accelerator
+from accelerate.utils import set_seed
 from torch import nn
 
 from dsbias.config import Config, load_config
@@ -14,6 +15,7 @@ from dsbias.data.views import IMAGENET_MEAN, IMAGENET_STD
 from dsbias.engine.loop import create_accelerator
 from dsbias.features.extract import extract_features
 from dsbias.log import setup_logging
+from dsbias.methods.registry import create_method
 from dsbias.models.backbones import save_backbone
 from dsbias.runs import JsonlLog, RunDir, provenance, sha256_file, write_json, write_text
 from dsbias.typedconfig import ConfigError, diff_keys, dump_yaml, to_dict
@@ -73,9 +75,21 @@ def export_backbone(run: RunDir, method: nn.Module, cfg: Config, manifest: Manif
 
 
 def features_of_run(run: RunDir, backbone: nn.Module, cfg: Config, manifest: Manifest,
-                    accelerator: Accelerator) -> None:
-    """Extract the run's features into ``run/features`` with provenance in ``meta.json``."""
-    extract_features(backbone, manifest, cfg.data, run.features, accelerator, meta={
+                    accelerator: Accelerator, init: bool = False) -> None:
+    """Extract the run's features into ``run/features`` with provenance in ``meta.json``.
+
+    Args:
+        init: ``backbone`` is the run's backbone at initialisation: write the random-init control
+            (``run/features_init``, same extraction) instead.
+    """
+    sha = sha256_file(run.backbone_weights) if run.backbone_weights.exists() and not init else None
+    extract_features(backbone, manifest, cfg.data, run.init_features if init else run.features, accelerator, meta={
         **backbone_meta(cfg, manifest), "backbone": cfg.model.name, "manifest_path": str(run.manifest),
-        "checkpoint_sha256": sha256_file(run.backbone_weights) if run.backbone_weights.exists() else None,
-        "run": str(run.root)})
+        "checkpoint_sha256": sha, "run": str(run.root),
+        **({"control": "init", "init_seed": cfg.train.seed, "init_weights": cfg.model.weights} if init else {})})
+
+
+def init_backbone(cfg: Config, num_sources: int) -> nn.Module:
+    """The run's backbone at initialisation: the method built exactly as its training run built it (same seed)."""
+    set_seed(cfg.train.seed)
+    return create_method(cfg, num_sources).backbone

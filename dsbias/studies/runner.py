@@ -30,12 +30,15 @@ def run_dir(out: Path, cell: Cell, seed: int) -> Path:
     return out / "runs" / f"{cell.key}-s{seed}"
 
 
+SSL_PROBES = ("linear", "knn", "cluster")
+
+
 def is_complete(cell: Cell, rdir: Path) -> bool:
-    """A classifier run is complete with its metrics.json; a pretraining run with both probe files."""
+    """A classifier run is complete with its metrics.json; a pretraining run with every probe file."""
     run = RunDir.at(rdir)
     if cell.kind == "classify":
         return run.metrics.is_file()
-    return all(result_path(run.features, p).is_file() for p in ("linear", "knn"))
+    return all(result_path(run.features, p).is_file() for p in SSL_PROBES)
 
 
 def _order(base: list[str], tiny: list[str]) -> list[str]:
@@ -57,8 +60,7 @@ def commands(cell: Cell, rdir: Path, seed: int, base: list[str], launcher: list[
     py = [sys.executable]
     return [[*launcher, str(REPO / "ssl" / "pretrain.py"), "--out", str(rdir),
              *_order([*base, *cell.overrides], tiny_over), *seeds],
-            [*py, str(REPO / "probe" / "linear.py"), "--features", str(rdir)],
-            [*py, str(REPO / "probe" / "knn.py"), "--features", str(rdir)]]
+            *([*py, str(REPO / "probe" / f"{p}.py"), "--features", str(rdir)] for p in SSL_PROBES)]
 
 
 def execute(cmd: list[str], logf: Any) -> int:
@@ -114,12 +116,21 @@ def run_study(
 
 def _row(cell: Cell, rdir: Path, seed: int, probe: str, res: dict[str, Any], cfg: Config) -> dict[str, Any]:
     lo, hi = res["ci95"]
+    primary = res.get("primary", "top1")
+    value, (vlo, vhi) = (res["balanced_top1"], res["balanced_ci95"]) if primary == "balanced_top1" else (res["top1"],
+                                                                                                         (lo, hi))
+    gain_lo, gain_hi = res.get("gain_ci95") or (None, None)
     return {
         "study": cell.study, "run": rdir.name, "cell": cell.key, "label": cell.labels.get("label", cell.key),
         "sources": cell.labels.get("sources", "+".join(res["sources"])), "method": cell.labels.get("method"),
         "probe": probe, "transform": cell.labels.get("transform", "none"), "seed": seed,
-        "top1": res["top1"], "ci_low": lo, "ci_high": hi, "chance": res["chance"],
+        "top1": res["top1"], "ci_low": lo, "ci_high": hi, "primary": primary, "value": value, "value_ci_low": vlo,
+        "value_ci_high": vhi, "balanced_top1": res.get("balanced_top1"), "p_value": res.get("p_value"),
+        "design_effect": res.get("design_effect", 1.0), "n_groups": res.get("n_groups"), "chance": res["chance"],
         "majority": res.get("majority"), "train_top1": res.get("train_top1"), "n_val": res.get("n_val", res.get("n")),
+        "nmi": (res.get("nmi") or {}).get("value"), "init_top1": res.get("init_top1"),
+        "gain_over_init": res.get("gain_over_init"), "gain_ci_low": gain_lo, "gain_ci_high": gain_hi,
+        "underfit": (res.get("underfit") or {}).get("likely"),
         "x": cell.labels.get("x"), "n_train": cfg.data.per_source.train, "arch": cfg.model.name,
         "params": res.get("params"),
         "per_source": json.dumps(res.get("per_source")), "confusion": json.dumps(res.get("confusion")),
@@ -154,8 +165,11 @@ def collect(name: str, cells: list[Cell], out: Path, seeds: int) -> list[dict[st
         if cell.kind == "classify":
             rows.append(_row(cell, rdir, seed, "end-to-end", read_json(run.metrics), cfg))
         else:
-            for probe in ("linear", "knn"):
-                rows.append(_row(cell, rdir, seed, probe, read_json(result_path(run.features, probe)), cfg))
+            for probe in SSL_PROBES:
+                res = read_json(result_path(run.features, probe))
+                rows.append(_row(cell, rdir, seed, probe, res, cfg))
+                if "init" in res:  # the random-init control: the same probe on the backbone before training
+                    rows.append(_row(cell, rdir, seed, f"{probe} (init)", res["init"], cfg))
         sha = read_json(run.manifest_summary).get("sha256") if run.manifest_summary.is_file() else None
         if run.baselines.is_file() and (sha is None or sha not in baselines_seen):
             baselines_seen.add(sha or rdir.name)

@@ -18,8 +18,8 @@ from dsbias.typedconfig import ConfigError
 KINDS: dict[str, SourceKind] = {
     "folder": SourceKind(folder.create),
     "imagefolder": SourceKind(imagefolder.create, expand=imagefolder.expand),
-    "webdataset": SourceKind(webdataset.create),
-    "list": SourceKind(listfile.create, expand=listfile.expand),
+    "webdataset": SourceKind(webdataset.create, item_path=webdataset.item_path, key=webdataset.key_value),
+    "list": SourceKind(listfile.create, expand=listfile.expand, column=listfile.column_value),
     "toy": SourceKind(toy.create, needs_path=False),
 }
 
