@@ -11,7 +11,7 @@ import time
 
 from dsbias.cli import args as cli
 from dsbias.features.store import load_features
-from dsbias.probes.cluster import N_PERM, run_cluster
+from dsbias.probes.cluster import N_PERM, rows_of, run_cluster
 from dsbias.probes.result import run_with_control, summary_text, write_result
 from dsbias.stats import format_p
 
@@ -41,7 +41,8 @@ def main(argv: list[str]) -> int:
     t0 = time.perf_counter()
     fs = load_features(args.features)
     res = run_with_control(fs, lambda f: run_cluster(f, args.k, args.split, args.seed, args.niter, args.permutations,
-                                                     args.threads), not args.no_init)
+                                                     args.threads), not args.no_init,
+                           rows=lambda f: rows_of(f, args.split)[1:])
     settings = {"protocol": PROTOCOL, "k": args.k or [len(fs.sources)], "split": args.split, "seed": args.seed,
                 "niter": args.niter, "permutations": args.permutations, "threads": args.threads}
     extra = score_lines(res)

@@ -87,7 +87,7 @@ def permuted_tables(labels: np.ndarray, clusters: np.ndarray, groups: np.ndarray
     return out
 
 
-def _rows(fs: FeatureSet, split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+def rows_of(fs: FeatureSet, split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Features, labels and groups of ``split`` (``all`` = train then val)."""
     parts = [fs.train, fs.val] if split == "all" else [getattr(fs, split)]
     x = np.concatenate([np.asarray(p.features) for p in parts])
@@ -147,7 +147,7 @@ def run_cluster(fs: FeatureSet, ks: list[int] | None = None, split: str = "all",
     ks = list(ks or [len(fs.sources)])
     if split not in ("all", "train", "val"):
         raise UserError(f"--split {split}: use all, train or val")
-    x, y, groups = _rows(fs, split)
+    x, y, groups = rows_of(fs, split)
     if any(k < 2 or k > x.shape[0] for k in ks):
         raise UserError(f"--k {ks}: each k must be in 2..{x.shape[0]} (rows clustered)")
     if threads:

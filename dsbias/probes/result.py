@@ -34,8 +34,14 @@ def group_notes(fs: FeatureSet) -> list[str]:
     return []
 
 
+def val_rows(fs: FeatureSet) -> tuple[np.ndarray, np.ndarray | None]:
+    """Labels and groups of the rows a probe predicts: val."""
+    return fs.val.labels, fs.val.groups
+
+
 def add_init_control(res: dict[str, Any], pred: np.ndarray, init_res: dict[str, Any], init_pred: np.ndarray,
-                     fs: FeatureSet, init: FeatureSet, seed: int = 0) -> dict[str, Any]:
+                     fs: FeatureSet, init: FeatureSet, seed: int = 0,
+                     rows: Callable[[FeatureSet], tuple[np.ndarray, np.ndarray | None]] = val_rows) -> dict[str, Any]:
     """Add the random-init control to a probe result: ``init`` (its report), ``init_top1``, and
     ``gain_over_init`` with a paired 95% interval (the same val images, resampled by group).
 
@@ -47,8 +53,10 @@ def add_init_control(res: dict[str, Any], pred: np.ndarray, init_res: dict[str, 
         fs: The trained features (labels, groups).
         init: The control's features (where they are).
         seed: Seeds the paired bootstrap.
+        rows: Labels and groups of the rows ``pred`` is for (default: val).
     """
-    gain = paired_gain(fs.val.labels, pred, init_pred, len(fs.sources), fs.val.groups, res["primary"], seed=seed)
+    labels, groups = rows(fs)
+    gain = paired_gain(labels, pred, init_pred, len(fs.sources), groups, res["primary"], seed=seed)
     return {**res, "init": {**{k: v for k, v in init_res.items() if k not in NOT_IN_INIT},
                             "features": feature_identity(init)},
             "init_top1": init_res["top1"], "gain_over_init": gain["gain"], "gain_ci95": gain["ci95"],
@@ -56,15 +64,16 @@ def add_init_control(res: dict[str, Any], pred: np.ndarray, init_res: dict[str, 
 
 
 def run_with_control(fs: FeatureSet, probe: Callable[[FeatureSet], tuple[dict[str, Any], np.ndarray]],
-                     control: bool = True) -> dict[str, Any]:
+                     control: bool = True,
+                     rows: Callable[[FeatureSet], tuple[np.ndarray, np.ndarray | None]] = val_rows) -> dict[str, Any]:
     """Run ``probe`` on ``fs`` and, when ``fs`` is a pretraining run's features with its random-init control
-    beside it (``features_init/``), on the control too (:func:`add_init_control`)."""
+    beside it (``features_init/``), on the control too (:func:`add_init_control`; ``rows`` as there)."""
     res, pred = probe(fs)
     init = find_init_features(fs) if control else None
     if init is None:
         return res
     init_res, init_pred = probe(init)
-    return add_init_control(res, pred, init_res, init_pred, fs, init)
+    return add_init_control(res, pred, init_res, init_pred, fs, init, rows=rows)
 
 
 def write_result(fs: FeatureSet, name: str, result: dict[str, Any], settings: dict[str, Any], seconds: float) -> Path:

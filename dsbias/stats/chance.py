@@ -22,7 +22,13 @@ from collections.abc import Sequence
 import numpy as np
 from scipy.stats import binomtest
 
+from dsbias.errors import UserError
+
 PERM_CHUNK = 4_000_000  # elements of a [chunk, G] array per step: bounds memory for many groups
+
+
+class GroupsError(UserError, ValueError):
+    """Group ids that are not nested in sources."""
 
 
 def binomial_p(correct: int, n: int, chance: float) -> float:
@@ -48,7 +54,8 @@ def group_table(labels: np.ndarray, preds: np.ndarray, groups: np.ndarray | None
     group_label = np.full(g, -1, dtype=np.int64)
     group_label[codes] = labels
     if not np.array_equal(group_label[codes], labels):
-        raise ValueError("a val group holds images of several sources: groups must be nested in sources")
+        raise GroupsError("a val group holds images of several sources: group ids must be nested in sources "
+                          "(check {split}_groups.npy)")
     counts = np.zeros((g, num_classes), dtype=np.int64)
     np.add.at(counts, (codes, preds), 1)
     return group_label, counts
@@ -87,7 +94,9 @@ def permutation_p(
     Returns:
         The p-value and the null distribution ``[B]``.
     """
-    group_label, counts = group_table(labels, preds, groups, num_classes)
+    group_label, counts = group_table(labels, preds, groups, num_classes) if groups is not None else (None, None)
+    if groups is None:  # one group per image: the shuffled confusion matrix is multivariate hypergeometric
+        return _image_permutation_p(np.asarray(labels), np.asarray(preds), num_classes, balanced, n_perm, seed)
     observed = float(_statistic(group_label[None, :], counts, balanced)[0])
     rng = np.random.default_rng(seed)
     chunk = max(1, PERM_CHUNK // max(group_label.size, 1))
@@ -100,6 +109,35 @@ def permutation_p(
     # A tolerance: float sums of the same hits in another order must count as ties, not as smaller.
     p = (1 + int(np.sum(null_arr >= observed - 1e-12))) / (1 + n_perm)
     return p, null_arr
+
+
+def _image_permutation_p(labels: np.ndarray, preds: np.ndarray, num_classes: int, balanced: bool, n_perm: int,
+                         seed: int) -> tuple[float, np.ndarray]:
+    """:func:`permutation_p` with every image its own group, in O(S^2) per permutation: shuffling the labels of
+    images keeps both margins of the confusion matrix, and such a table is drawn row by row from multivariate
+    hypergeometric distributions (exactly the shuffle's distribution, without touching the images)."""
+    n_true = np.bincount(labels, minlength=num_classes)
+    n_pred = np.bincount(preds, minlength=num_classes)
+    present = n_true > 0
+
+    def stat(hits: np.ndarray) -> float:
+        if balanced:
+            return float((hits[present] / n_true[present]).mean())
+        return float(hits.sum() / max(n_true.sum(), 1))
+
+    observed = stat(np.bincount(labels[labels == preds], minlength=num_classes))
+    rng = np.random.default_rng(seed)
+    null = np.empty(n_perm)
+    for b in range(n_perm):
+        remaining = n_pred.copy()
+        hits = np.zeros(num_classes, dtype=np.int64)
+        for s in np.flatnonzero(present):
+            row = rng.multivariate_hypergeometric(remaining, int(n_true[s]))
+            hits[s] = row[s]
+            remaining -= row
+        null[b] = stat(hits)
+    p = (1 + int(np.sum(null >= observed - 1e-12))) / (1 + n_perm)
+    return p, null
 
 
 def holm(p_values: Sequence[float | None]) -> list[float | None]:
