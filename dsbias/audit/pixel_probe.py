@@ -29,7 +29,7 @@ from dsbias.data.dataset import MixedDataset
 from dsbias.data.manifest import Manifest
 from dsbias.data.views import create_eval_transform
 from dsbias.log import progress
-from dsbias.stats import classification_report, format_p, holm, verdict
+from dsbias.stats import DEFF_SHOWN, classification_report, format_p, holm, verdict
 
 DEFAULT_TRANSFORMS = ("", "grayscale", "mean_rgb", "lpf", "hpf", "pixel_shuffle_fixed", "pixel_shuffle_random",
                       "patch_shuffle_fixed", "patch_shuffle_random", "canny", "hog", "jpeg", "downup", "canonical")
@@ -87,4 +87,7 @@ def format_anatomy_table(rows: list[dict[str, Any]]) -> str:
         lo, hi = r["ci95"]
         lines.append(f"| {r['transform']} | {100 * r['top1']:.1f} | {100 * lo:.1f}-{100 * hi:.1f} | "
                      f"{100 * r['chance']:.1f} | {format_p(p)} | {verdict(p, r['alpha'])} |")
+    wide = [f"{r['transform']} {r['design_effect']:.1f}" for r in rows if r["design_effect"] > DEFF_SHOWN]
+    if wide:
+        lines.append(f"\ndesign effect above {DEFF_SHOWN} (images of a group are not independent): {', '.join(wide)}")
     return "\n".join(lines)

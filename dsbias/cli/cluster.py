@@ -11,7 +11,7 @@ import time
 
 from dsbias.cli import args as cli
 from dsbias.features.store import load_features
-from dsbias.probes.cluster import N_PERM, rows_of, run_cluster
+from dsbias.probes.cluster import MAX_ROWS, N_PERM, rows_of, run_cluster
 from dsbias.probes.result import run_with_control, summary_text, write_result
 from dsbias.stats import format_p
 
@@ -35,16 +35,18 @@ def main(argv: list[str]) -> int:
     p.add_argument("--seed", type=int, default=0, help="k-means and permutation seed")
     p.add_argument("--niter", type=int, default=25, help="k-means iterations")
     p.add_argument("--permutations", type=int, default=N_PERM, help="label permutations of the null")
+    p.add_argument("--max-rows", type=int, default=MAX_ROWS, help="cluster at most this many rows (whole groups)")
     p.add_argument("--threads", type=int, default=None, help="faiss OpenMP threads (default: faiss's)")
     p.add_argument("--no-init", action="store_true", help="skip the random-init control (features_init/)")
     args = cli.parse(p, argv)
     t0 = time.perf_counter()
     fs = load_features(args.features)
     res = run_with_control(fs, lambda f: run_cluster(f, args.k, args.split, args.seed, args.niter, args.permutations,
-                                                     args.threads), not args.no_init,
-                           rows=lambda f: rows_of(f, args.split)[1:])
+                                                     args.threads, args.max_rows), not args.no_init,
+                           rows=lambda f: rows_of(f, args.split, args.max_rows, args.seed)[1:])
     settings = {"protocol": PROTOCOL, "k": args.k or [len(fs.sources)], "split": args.split, "seed": args.seed,
-                "niter": args.niter, "permutations": args.permutations, "threads": args.threads}
+                "niter": args.niter, "permutations": args.permutations, "max_rows": args.max_rows,
+                "threads": args.threads}
     extra = score_lines(res)
     for k, r in res["per_k"].items():
         if k != str(res["k"]):

@@ -29,6 +29,7 @@ from dsbias.stats.chance import group_table
 log = logging.getLogger(__name__)
 
 TRAIN_POINTS = 100_000  # k-means is fit on at most this many rows (then every row is assigned)
+MAX_ROWS = 200_000  # rows clustered and scored by default: a seeded subsample of whole groups beyond it
 N_PERM = 1999
 CHUNK = 4_000_000
 
@@ -87,13 +88,31 @@ def permuted_tables(labels: np.ndarray, clusters: np.ndarray, groups: np.ndarray
     return out
 
 
-def rows_of(fs: FeatureSet, split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """Features, labels and groups of ``split`` (``all`` = train then val)."""
+def subsample(n: int, groups: np.ndarray | None, max_rows: int, seed: int) -> np.ndarray | None:
+    """Rows to keep (sorted) when ``n > max_rows``: whole groups in a seeded order until ``max_rows``; else None."""
+    if n <= max_rows:
+        return None
+    codes = np.arange(n) if groups is None else np.unique(groups, return_inverse=True)[1].reshape(-1)
+    order = np.random.default_rng(seed).permutation(int(codes.max()) + 1)
+    sizes = np.bincount(codes)[order]
+    chosen = order[: max(1, int(np.searchsorted(np.cumsum(sizes), max_rows, side="right")))]
+    return np.flatnonzero(np.isin(codes, chosen))
+
+
+def rows_of(fs: FeatureSet, split: str, max_rows: int = MAX_ROWS,
+            seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Features ``[N, D]``, labels and groups of ``split`` (``all`` = train then val), at most ``max_rows`` rows
+    (:func:`subsample`): clustering holds them in memory."""
     parts = [fs.train, fs.val] if split == "all" else [getattr(fs, split)]
-    x = np.concatenate([np.asarray(p.features) for p in parts])
     y = np.concatenate([p.labels for p in parts])
     groups = None if parts[0].groups is None else np.concatenate([p.groups for p in parts])
-    return x, y, groups
+    keep = subsample(y.size, groups, max_rows, seed)
+    if keep is None:
+        return np.concatenate([np.asarray(p.features) for p in parts]), y, groups
+    offsets = np.cumsum([0] + [len(p) for p in parts])
+    x = np.concatenate([np.asarray(p.features[keep[(keep >= lo) & (keep < hi)] - lo])
+                        for p, lo, hi in zip(parts, offsets[:-1], offsets[1:])])
+    return x, y[keep], None if groups is None else groups[keep]
 
 
 def cluster_report(y: np.ndarray, clusters: np.ndarray, sources: list[str], k: int, groups: np.ndarray | None,
@@ -128,7 +147,8 @@ def cluster_report(y: np.ndarray, clusters: np.ndarray, sources: list[str], k: i
 
 
 def run_cluster(fs: FeatureSet, ks: list[int] | None = None, split: str = "all", seed: int = 0, niter: int = 25,
-                n_perm: int = N_PERM, threads: int | None = None) -> tuple[dict[str, Any], np.ndarray]:
+                n_perm: int = N_PERM, threads: int | None = None,
+                max_rows: int = MAX_ROWS) -> tuple[dict[str, Any], np.ndarray]:
     """Cluster the features with k-means for each k (default: S) and score the clusters against the sources.
 
     Args:
@@ -139,6 +159,7 @@ def run_cluster(fs: FeatureSet, ks: list[int] | None = None, split: str = "all",
         niter: k-means iterations.
         n_perm: Label permutations for the null.
         threads: faiss OpenMP threads.
+        max_rows: Rows clustered at most (whole groups, seeded, beyond it).
 
     Returns:
         A JSON-ready dict (the primary k's report plus ``per_k``, ``split``, ``notes``, ``n_train``, ``n_val``,
@@ -147,7 +168,8 @@ def run_cluster(fs: FeatureSet, ks: list[int] | None = None, split: str = "all",
     ks = list(ks or [len(fs.sources)])
     if split not in ("all", "train", "val"):
         raise UserError(f"--split {split}: use all, train or val")
-    x, y, groups = rows_of(fs, split)
+    x, y, groups = rows_of(fs, split, max_rows, seed)
+    total = sum(len(p) for p in ([fs.train, fs.val] if split == "all" else [getattr(fs, split)]))
     if any(k < 2 or k > x.shape[0] for k in ks):
         raise UserError(f"--k {ks}: each k must be in 2..{x.shape[0]} (rows clustered)")
     if threads:
@@ -159,5 +181,7 @@ def run_cluster(fs: FeatureSet, ks: list[int] | None = None, split: str = "all",
         per_k[str(k)], preds[str(k)] = rep, pred
     primary = per_k[str(ks[0])]
     notes = [*group_notes(fs), *primary["notes"]]
+    if y.size < total:
+        notes.append(f"clustered a seeded subsample of {y.size} of {total} rows (whole groups; --max-rows)")
     return ({**primary, "per_k": per_k, "split": split, "notes": notes, "n_train": len(fs.train),
              "n_val": len(fs.val), "backend": "faiss k-means (cpu)"}, preds[str(ks[0])])

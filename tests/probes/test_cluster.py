@@ -57,3 +57,14 @@ def test_cli_writes_json(tmp_path, capsys):
     assert set(res["per_k"]) == {"3", "6"} and res["k"] == 3 and len(res["cluster_sizes"]) == 3
     out = capsys.readouterr().out
     assert "NMI" in out and "verdict:" in out
+
+
+def test_large_sets_are_subsampled_by_whole_groups(tmp_path):
+    from dsbias.probes.cluster import subsample
+
+    groups = np.repeat(np.arange(50), 4)
+    keep = subsample(200, groups, 41, seed=0)
+    assert keep.size == 40 and np.all(np.bincount(groups[keep])[np.unique(groups[keep])] == 4)
+    assert subsample(200, None, 500, 0) is None
+    res, pred = run_cluster(load_features(make_features(tmp_path, shift=2.0)), max_rows=100)
+    assert res["n"] == 100 and pred.shape == (100,) and any("subsample of 100 of 360" in n for n in res["notes"])

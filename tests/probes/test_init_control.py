@@ -18,7 +18,7 @@ def test_probes_report_gain_over_init(tmp_path):
     make_features(tmp_path / "features", shift=1.0, seed=3)
     make_features(tmp_path / "features_init", shift=0.2, seed=3)  # same rows and labels, weaker features
     assert main_knn(["--features", str(tmp_path), "--no-progress"]) == 0
-    assert main_linear(["--features", str(tmp_path)]) == 0
+    assert main_linear(["--features", str(tmp_path), "--wd", "1e-3"]) == 0
     assert main_cluster(["--features", str(tmp_path), "--permutations", "199"]) == 0
     for name in ("knn", "linear", "cluster"):
         res = json.loads((tmp_path / "features" / f"probe_{name}.json").read_text())
