@@ -51,13 +51,14 @@ def classifier_run(data: str, seed: int, out: Path, overrides: tuple[str, ...] =
 
 
 def classifier_calibration(runs: int, out: Path, echo: Callable[[str], None] = print,
-                           data: tuple[str, ...] = NULL_DATA) -> list[dict[str, dict[str, Any]]]:
+                           data: tuple[str, ...] = NULL_DATA,
+                           overrides: tuple[str, ...] = ()) -> list[dict[str, dict[str, Any]]]:
     """``runs`` seeds of :func:`classifier_run` on each null data set (run dirs under ``out``; a run dir that is
     already complete is resumed at its end, so an interrupted calibration continues)."""
     outcomes = []
     for name in data:
         for seed in range(runs):
-            o = classifier_run(name, seed, out / f"{name}-s{seed}")
+            o = classifier_run(name, seed, out / f"{name}-s{seed}", overrides)
             outcomes.append(o)
             echo(f"  classifier {name} seed {seed}: " + ", ".join(
                 f"{k.split('/')[1]} {'SEPARABLE' if v['separable'] else 'not shown'}" for k, v in o.items()))

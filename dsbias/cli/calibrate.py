@@ -27,6 +27,8 @@ def main(argv: list[str]) -> int:
     p.add_argument("--reps", type=int, default=500, help="repetitions per null setting of the feature probes (0: none)")
     p.add_argument("--signal-reps", type=int, default=200, help="repetitions with signal (coverage, gain)")
     p.add_argument("--classifier-runs", type=int, default=10, help="classifier runs per null toy data set (0: none)")
+    p.add_argument("--classifier-overrides", nargs="*", default=[],
+                   help="config overrides of the classifier runs, e.g. data.image_size=32 (default: none)")
     p.add_argument("--probes", nargs="+", default=["knn", "linear", "cluster"], choices=["knn", "linear", "cluster"])
     p.add_argument("--out", default="out/calibration", help="output folder (default out/calibration)")
     args = cli.parse(p, argv)
@@ -46,7 +48,8 @@ def main(argv: list[str]) -> int:
         summary.update({f"{setting.name} :: {k}": v for k, v in summarise(outcomes).items()})
     if args.classifier_runs:
         t = time.perf_counter()
-        runs = classifier_calibration(args.classifier_runs, out / "runs")
+        runs = classifier_calibration(args.classifier_runs, out / "runs",
+                                      overrides=tuple(args.classifier_overrides))
         seconds["classifier"] = round(time.perf_counter() - t, 1)
         for key, r in summarise(runs).items():
             name, scored = key.split("/")
