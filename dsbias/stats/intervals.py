@@ -8,7 +8,9 @@ source with G groups it draws G - 1 groups with replacement and weights them by 
 bootstrap variance of a mean unbiased even for a handful of groups (the plain bootstrap under-covers there).
 Statistics are functions of per-source weighted totals (images, correct predictions...), so a replicate is
 one multinomial draw over the distinct group patterns of each source: a million ungrouped images cost as
-little as a few.
+little as a few. The percentile interval is then widened by Student's t quantile over the normal one, with
+``groups - sources`` degrees of freedom (:meth:`Replicates.interval`), as survey statistics do for a design
+with few clusters.
 
 Reference: J. N. K. Rao & C. F. J. Wu, "Resampling inference with complex survey data", JASA 83 (1988).
 """
@@ -19,6 +21,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.stats import t as student_t
 
 Z95 = 1.959963984540054  # two-sided 95% normal quantile
 LEVEL = 0.95
@@ -95,6 +98,19 @@ class Replicates:
     def short_sources(self) -> list[int]:
         """Sources with exactly one val group."""
         return [int(s) for s in np.flatnonzero(self.groups == 1)]
+
+    @property
+    def df(self) -> int:
+        """Degrees of freedom of the design: groups minus sources (with val images)."""
+        return int(self.groups.sum() - (self.groups > 0).sum())
+
+    def interval(self, estimate: float, replicates: np.ndarray, lo: float = 0.0,
+                 hi: float = 1.0) -> tuple[float, float]:
+        """Percentile interval of ``replicates [B]``, widened about ``estimate`` by ``t(df) / z`` and clipped to
+        ``[lo, hi]`` (with 10 groups in each of 3 sources: 5% wider; with hundreds of groups: no change)."""
+        low, high = percentile_ci(replicates)
+        c = float(student_t.ppf(1 - (1 - LEVEL) / 2, self.df)) / Z95 if self.df >= 1 else 1.0
+        return max(lo, estimate - (estimate - low) * c), min(hi, estimate + (high - estimate) * c)
 
 
 def bootstrap_totals(

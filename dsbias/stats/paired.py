@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from dsbias.stats.intervals import balanced_of, bootstrap_totals, percentile_ci, top1_of
+from dsbias.stats.intervals import balanced_of, bootstrap_totals, top1_of
 
 N_BOOT = 2000
 
@@ -42,7 +42,7 @@ def paired_gain(
     stat = balanced_of if metric == "balanced_top1" else top1_of
     gain = float(stat(reps.observed[:, :2]) - stat(reps.observed[:, 2:]))
     boot = stat(reps.boot[..., :2]) - stat(reps.boot[..., 2:])  # [B]
-    lo, hi = percentile_ci(boot)
+    lo, hi = reps.interval(gain, boot, -1.0, 1.0)
     if not reps.estimable:
         lo, hi = -1.0, 1.0
     return {"gain": gain, "ci95": [min(lo, gain), max(hi, gain)], "metric": metric}

@@ -12,15 +12,7 @@ from typing import Any
 import numpy as np
 
 from dsbias.stats.chance import binomial_p, permutation_p
-from dsbias.stats.intervals import (
-    balanced_of,
-    bootstrap_totals,
-    is_ungrouped,
-    percentile_ci,
-    top1_of,
-    union,
-    wilson_ci,
-)
+from dsbias.stats.intervals import balanced_of, bootstrap_totals, is_ungrouped, top1_of, union, wilson_ci
 
 ALPHA = 0.05
 N_BOOT = 2000
@@ -90,10 +82,10 @@ def classification_report(
         reps = bootstrap_totals(y_true, grp, np.stack([np.ones(n), y_true == y_pred], 1), s, n_boot, seed)
         # Never narrower than the i.i.d. interval: a bootstrap that comes out narrower (by chance, or because
         # every group is all right or all wrong) falls back to it.
-        ci_bal = union(percentile_ci(balanced_of(reps.boot)), ci_bal_iid)
+        ci_bal = union(reps.interval(balanced, balanced_of(reps.boot)), ci_bal_iid)
         if grp is not None:
             boot_top1 = top1_of(reps.boot)
-            ci = union(percentile_ci(boot_top1), ci_iid)
+            ci = union(reps.interval(top1, boot_top1), ci_iid)
             var_iid = top1 * (1 - top1) / n
             deff = float(boot_top1.var(ddof=1) / var_iid) if var_iid > 0 else 1.0
             if not reps.estimable:
