@@ -26,7 +26,7 @@ def extract_run(run_dir: str | Path) -> Path:
     manifest = Manifest.load(run.manifest)
     backbone, _ = load_backbone(run.root)
     features_of_run(run, backbone, cfg, manifest, accelerator)
-    if cfg.method.name != "supervised":
+    if cfg.method.name != "supervised" or run.init_features.exists():  # pretraining runs have the control
         features_of_run(run, init_backbone(cfg, len(manifest.sources)), cfg, manifest, accelerator, init=True)
     _summary(run, accelerator.is_main_process)
     return run.features
