@@ -125,7 +125,8 @@ def _seeded_groups(items: Sequence[T], group: Callable[[T], Hashable], *key: obj
 def split_groups(items: Sequence[T], group: Callable[[T], Hashable], n_val: int,
                  *key: object) -> tuple[list[T], list[T]]:
     """``(train, val)`` with whole groups: each group, in a seeded order, goes to val when that brings the val
-    count closer to ``n_val`` (so it is off by at most half a group), else to train. Item order is kept."""
+    count closer to ``n_val`` (so it is off by at most half the largest group), else to train. Item order is
+    kept."""
     val_ids: set[int] = set()
     count = 0
     for members in _seeded_groups(items, group, *key):

@@ -19,8 +19,9 @@ def test_underfit_check_rules():
     close = underfit_check(0.40, 0.37, CONVERGED, 12800, "convnext_atto_1_10")
     assert close["likely"] and "raise train.samples (now 12800)" in close["reasons"][0]
     assert "configs/classify/cpu.yaml" in close["reasons"][0] and "convnext_atto_1_10" in close["reasons"][0]
-    falling = underfit_check(1.0, 0.9, FALLING, 12800, "m")
+    falling = underfit_check(0.7, 0.5, FALLING, 12800, "m")
     assert falling["likely"] and "still falling" in falling["reasons"][0] and falling["tail_drop"] > 0.1
+    assert not underfit_check(1.0, 0.34, FALLING, 12800, "m")["likely"]  # memorised (the pseudo control): fit
     assert tail_drop(CONVERGED) < TAIL_DROP and tail_drop(CONVERGED[:3]) is None
     assert underfit_check(None, 0.5, [], 10, "m") == {"likely": False, "reasons": [], "tail_drop": None}
 

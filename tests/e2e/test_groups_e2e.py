@@ -47,8 +47,9 @@ def test_pretraining_on_scenes_then_probes(tmp_path):
 
 @pytest.mark.slow
 def test_classifier_counts_val_groups(tmp_path):
-    _run("probe/classify.py", "--out", str(tmp_path), *GROUPED, "model=convnext_atto_1_10_uniform",
-         "method.supervised.augment=none", "train.batch_size=30", "train.samples=60", "classify.eval_every=0")
+    _run("probe/classify.py", "--out", str(tmp_path), *GROUPED, "data.image_size=32",
+         "model=convnext_atto_1_10_uniform", "method.supervised.augment=none", "train.batch_size=30",
+         "train.samples=60", "classify.eval_every=0")
     m = json.loads((tmp_path / "metrics.json").read_text())
     assert m["n_groups"] == 12 and m["n"] == 120 and m["ci95"][0] <= m["ci95_iid"][0]
     assert m["underfit"]["likely"] and m["verdict"] in ("separable", "not shown")
