@@ -51,8 +51,8 @@ def underfit_check(train_top1: float | None, val_top1: float, records: list[dict
     if train_top1 is not None and train_top1 < TRAIN_FAR and train_top1 - val_top1 < TRAIN_GAP:
         reasons.append(f"train top-1 {100 * train_top1:.1f}% is within {100 * TRAIN_GAP:.0f} points of val "
                        f"({100 * val_top1:.1f}%) and far from 100%: {model} has not fit its own training images, so "
-                       "val understates how separable the sources are; raise train.samples (now "
-                       f"{samples}) or use a larger model (on a CPU: --config configs/classify/cpu.yaml)")
+                       f"val understates how separable the sources are; raise train.samples (now {samples}) or "
+                       "use a larger model (docs/classification.md: which preset for which question)")
     drop = tail_drop(records)
     if drop is not None and drop >= TAIL_DROP and (train_top1 is None or train_top1 < TRAIN_FAR):
         reasons.append(f"the training loss was still falling at the end ({100 * drop:.0f}% over the last "

@@ -18,7 +18,7 @@ def test_underfit_check_rules():
     assert not underfit_check(0.95, 0.93, CONVERGED, 12800, "m")["likely"]  # close to val but near 100%
     close = underfit_check(0.40, 0.37, CONVERGED, 12800, "convnext_atto_1_10")
     assert close["likely"] and "raise train.samples (now 12800)" in close["reasons"][0]
-    assert "configs/classify/cpu.yaml" in close["reasons"][0] and "convnext_atto_1_10" in close["reasons"][0]
+    assert "larger model" in close["reasons"][0] and "convnext_atto_1_10" in close["reasons"][0]
     falling = underfit_check(0.7, 0.5, FALLING, 12800, "m")
     assert falling["likely"] and "still falling" in falling["reasons"][0] and falling["tail_drop"] > 0.1
     assert not underfit_check(1.0, 0.34, FALLING, 12800, "m")["likely"]  # memorised (the pseudo control): fit
