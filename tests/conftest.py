@@ -165,3 +165,29 @@ def make_features(root, n=(300, 60), dim=16, sources=("a", "b", "c"), shift=3.0,
         start += m
     write_meta(root, {"dim": dim, "sources": list(sources), "backbone": "toy_vit", "checkpoint_sha256": "abc123"})
     return root
+
+
+# Extraction with a frozen backbone on a few 32-px toy images, cut into small blocks (frozen-backbone and resume
+# tests).
+TINY_EXTRACT = ["data=toy", "data.per_source={train: 12, val: 6}", "data.image_size=32", "data.num_workers=0",
+                "extract.batch_size=4", "extract.block_rows=8", "train.log_with=[]"]
+
+
+def extract_cli(out, *argv):
+    """``ssl/extract.py --out OUT [argv...]`` in this process, on :data:`TINY_EXTRACT`; returns the exit code."""
+    from dsbias.cli.extract import main
+
+    return main(["--out", str(out), *TINY_EXTRACT, *map(str, argv)])
+
+
+def manifest_images(run_dir, split):
+    """The decoded images of a run's manifest split, in row order (what extraction read)."""
+    from dsbias.config import load_config
+    from dsbias.data.manifest import Manifest
+    from dsbias.data.sources.registry import create_sources
+    from dsbias.runs import RunDir
+
+    run = RunDir.at(run_dir)
+    manifest, readers = Manifest.load(run.manifest), create_sources(load_config(run.config).data)
+    return [readers[manifest.rows[i]["origin"]].read(manifest.rows[i]["item"])[0]
+            for i in manifest.split_indices(split)]

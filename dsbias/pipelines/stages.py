@@ -22,7 +22,7 @@ logger = logging.getLogger(__name__)
 
 # Keys that may change between a run and its resumption (they do not change what is computed).
 RESUMABLE_CHANGES = {"out", "train.log_every", "train.log_with", "train.extract", "train.stop_after",
-                     "train.save_every", "data.num_workers"}
+                     "train.save_every", "data.num_workers", "extract.stop_after"}
 
 
 def prepare_run(cfg: Config) -> tuple[RunDir, Accelerator]:
@@ -73,9 +73,10 @@ def export_backbone(run: RunDir, method: nn.Module, cfg: Config, manifest: Manif
 
 
 def features_of_run(run: RunDir, backbone: nn.Module, cfg: Config, manifest: Manifest,
-                    accelerator: Accelerator) -> None:
-    """Extract the run's features into ``run/features`` with provenance in ``meta.json``."""
-    extract_features(backbone, manifest, cfg.data, run.features, accelerator, meta={
+                    accelerator: Accelerator) -> bool:
+    """Extract the run's features into ``run/features`` with provenance in ``meta.json``; False if
+    ``extract.stop_after`` stopped it before the end."""
+    return extract_features(backbone, manifest, cfg.data, run.features, accelerator, meta={
         **backbone_meta(cfg, manifest), "backbone": cfg.model.name, "manifest_path": str(run.manifest),
         "checkpoint_sha256": sha256_file(run.backbone_weights) if run.backbone_weights.exists() else None,
-        "run": str(run.root)})
+        "run": str(run.root)}, settings=cfg.extract)

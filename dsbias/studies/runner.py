@@ -20,10 +20,13 @@ from dsbias.config import Config, load_config
 from dsbias.data.manifest import Manifest
 from dsbias.features.store import result_path
 from dsbias.runs import RunDir, read_json, write_json
-from dsbias.studies.catalogue import TINY_CLASSIFY, TINY_SSL, Cell, StudyContext, build_cells
+from dsbias.studies.catalogue import TINY_CLASSIFY, TINY_EXTRACT, TINY_SSL, Cell, StudyContext, build_cells
 
 logger = logging.getLogger(__name__)
 REPO = Path(__file__).resolve().parent.parent.parent
+# The probes every features run gets (``probe/<name>.py --features RUN`` -> ``probe_<name>.json``). Issue 12's
+# clustering probe joins here when it exists.
+FEATURE_PROBES = ("linear", "knn")
 
 
 def run_dir(out: Path, cell: Cell, seed: int) -> Path:
@@ -31,11 +34,12 @@ def run_dir(out: Path, cell: Cell, seed: int) -> Path:
 
 
 def is_complete(cell: Cell, rdir: Path) -> bool:
-    """A classifier run is complete with its metrics.json; a pretraining run with both probe files."""
+    """A classifier run is complete with its metrics.json; a features run (pretraining or frozen backbone) with
+    every probe's file."""
     run = RunDir.at(rdir)
     if cell.kind == "classify":
         return run.metrics.is_file()
-    return all(result_path(run.features, p).is_file() for p in ("linear", "knn"))
+    return all(result_path(run.features, p).is_file() for p in FEATURE_PROBES)
 
 
 def _order(base: list[str], tiny: list[str]) -> list[str]:
@@ -53,12 +57,10 @@ def commands(cell: Cell, rdir: Path, seed: int, base: list[str], launcher: list[
         tiny_over = list(TINY_CLASSIFY) if tiny else []
         return [[*launcher, str(REPO / "probe" / "classify.py"), "--out", str(rdir),
                  *_order([*base, *cell.overrides], tiny_over), *seeds]]
-    tiny_over = list(TINY_SSL) if tiny else []
-    py = [sys.executable]
-    return [[*launcher, str(REPO / "ssl" / "pretrain.py"), "--out", str(rdir),
-             *_order([*base, *cell.overrides], tiny_over), *seeds],
-            [*py, str(REPO / "probe" / "linear.py"), "--features", str(rdir)],
-            [*py, str(REPO / "probe" / "knn.py"), "--features", str(rdir)]]
+    script, tiny_over = ("extract.py", TINY_EXTRACT) if cell.kind == "extract" else ("pretrain.py", TINY_SSL)
+    probes = [[sys.executable, str(REPO / "probe" / f"{p}.py"), "--features", str(rdir)] for p in FEATURE_PROBES]
+    return [[*launcher, str(REPO / "ssl" / script), "--out", str(rdir),
+             *_order([*base, *cell.overrides], list(tiny_over) if tiny else []), *seeds], *probes]
 
 
 def execute(cmd: list[str], logf: Any) -> int:
@@ -69,6 +71,7 @@ def execute(cmd: list[str], logf: Any) -> int:
 def run_study(
     name: str, out: Path, cfg: Config, base: list[str], seeds: int = 1, tiny: bool = False,
     launcher: str = "", echo: Callable[[str], None] = print, baselines: bool = True,
+    backbones: tuple[dict[str, Any], ...] = (),
 ) -> list[dict[str, Any]]:
     """Run (or resume) every cell x seed of a study, then collect the result rows.
 
@@ -82,8 +85,9 @@ def run_study(
         launcher: Command prefix for training runs (default: this Python; e.g. ``accelerate launch``).
         echo: Where the live progress lines go.
         baselines: Also score the shortcut baselines (metadata-only, tiny image) on every run's data.
+        backbones: The frozen backbones of the ``backbones`` study.
     """
-    cells = build_cells(name, StudyContext(cfg.data.sources, tiny))
+    cells = build_cells(name, StudyContext(cfg.data.sources, tiny, backbones))
     launch = shlex.split(launcher) if launcher else [sys.executable]
     jobs = [(c, s) for c in cells for s in range(seeds)]
     todo = [(c, s) for c, s in jobs if not is_complete(c, run_dir(out, c, s))]
@@ -120,7 +124,9 @@ def _row(cell: Cell, rdir: Path, seed: int, probe: str, res: dict[str, Any], cfg
         "probe": probe, "transform": cell.labels.get("transform", "none"), "seed": seed,
         "top1": res["top1"], "ci_low": lo, "ci_high": hi, "chance": res["chance"],
         "majority": res.get("majority"), "train_top1": res.get("train_top1"), "n_val": res.get("n_val", res.get("n")),
-        "x": cell.labels.get("x"), "n_train": cfg.data.per_source.train, "arch": cfg.model.name,
+        "x": cell.labels.get("x"), "n_train": cfg.data.per_source.train,
+        "arch": cell.labels.get("arch", cfg.model.name), "backbone": cell.labels.get("backbone"),
+        "init": cell.labels.get("init"),
         "params": res.get("params"),
         "per_source": json.dumps(res.get("per_source")), "confusion": json.dumps(res.get("confusion")),
         "source_names": json.dumps(res["sources"]), "loss_decreased": res.get("loss_decreased"),
@@ -154,7 +160,7 @@ def collect(name: str, cells: list[Cell], out: Path, seeds: int) -> list[dict[st
         if cell.kind == "classify":
             rows.append(_row(cell, rdir, seed, "end-to-end", read_json(run.metrics), cfg))
         else:
-            for probe in ("linear", "knn"):
+            for probe in FEATURE_PROBES:
                 rows.append(_row(cell, rdir, seed, probe, read_json(result_path(run.features, probe)), cfg))
         sha = read_json(run.manifest_summary).get("sha256") if run.manifest_summary.is_file() else None
         if run.baselines.is_file() and (sha is None or sha not in baselines_seen):

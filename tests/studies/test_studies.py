@@ -50,9 +50,12 @@ def test_combos_cells_cover_every_triple_then_prefixes():
 
 def test_every_study_builds_cells():
     cfg = load_config(None, ["data=toy4"])
-    ctx = study_mod.StudyContext(cfg.data.sources, tiny=True)
+    ctx = study_mod.StudyContext(cfg.data.sources, tiny=True, backbones=({"backbone": "timm:resnet18"},))
     cells = study_mod.build_cells("all", ctx)
     assert {c.study for c in cells} == set(catalogue.STUDIES)
+    # Without backbones, `all` is every study that needs no list of its own.
+    no_list = study_mod.build_cells("all", study_mod.StudyContext(cfg.data.sources, tiny=True))
+    assert {c.study for c in no_list} == set(catalogue.STUDIES) - {"backbones"}
     with pytest.raises(UserError, match="unknown"):
         catalogue.build_cells("nope", ctx)
 

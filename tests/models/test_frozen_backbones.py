@@ -1,0 +1,202 @@
+"""Bring your own backbone: features from ssl/extract.py equal the library's own model on its own preprocessing,
+meta.json records that preprocessing, the probes run on the result; missing extras, offline models, pooling and
+layers fail in one line. Every model is made here, tiny, and saved the way users get them (no network)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import safetensors.torch
+import timm
+import torch
+from conftest import extract_cli, manifest_images
+
+from dsbias.features.store import load_features
+from dsbias.models import tiny
+
+open_clip = pytest.importorskip("open_clip")
+transformers = pytest.importorskip("transformers")
+
+
+def _direct(images, preprocess, forward) -> np.ndarray:
+    with torch.no_grad():
+        return forward(torch.stack([preprocess(im) for im in images])).float().numpy()
+
+
+def _assert_features(out, preprocess, forward) -> dict:
+    fs = load_features(out, mmap=False)
+    for split in ("train", "val"):
+        ref = _direct(manifest_images(out, split), preprocess, forward)
+        np.testing.assert_allclose(getattr(fs, split).features, ref, rtol=1e-4, atol=1e-5)
+    return fs.meta
+
+
+def _error_line(capsys) -> str:
+    """The one ``error:`` line on stderr (log lines may come before it)."""
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
+def _probes_run(out) -> None:
+    from dsbias.cli.knn import main as knn
+    from dsbias.cli.linear import main as linear
+
+    assert knn(["--features", str(out)]) == 0 and linear(["--features", str(out)]) == 0
+    assert (out / "features" / "probe_knn.json").is_file() and (out / "features" / "probe_linear.json").is_file()
+
+
+def test_timm_safetensors_equals_timm_forward(tmp_path):
+    entry = tiny.save_tiny_timm(tmp_path / "m")
+    out = tmp_path / "x"
+    assert extract_cli(out, "--backbone", entry["backbone"], "--weights", entry["weights"],
+                       f"extract.kwargs={json.dumps(entry['kwargs'])}") == 0
+    net = timm.create_model("vit_tiny_patch16_224", num_classes=0, **tiny.TIMM_KWARGS).eval()
+    state = safetensors.torch.load_file(entry["weights"])
+    net.load_state_dict({k: v for k, v in state.items() if not k.startswith("head.")})
+    data_cfg = timm.data.resolve_data_config({"input_size": (3, 32, 32)}, model=net)
+    tf = timm.data.create_transform(**data_cfg, is_training=False)
+    meta = _assert_features(out, tf, net)
+    pre = meta["preprocess"]
+    assert pre["steps"] == [repr(t) for t in tf.transforms] and pre["crop_pct"] == data_cfg["crop_pct"]
+    assert meta["mean"] == list(data_cfg["mean"]) and meta["image_size"] == 32 and meta["pooling"] == "cls"
+    assert meta["checkpoint_sha256"] and meta["weights"] == entry["weights"] and meta["layer"] == "final"
+    _probes_run(out)
+
+
+def test_open_clip_local_dir_keeps_its_preprocessing_and_file_equals_tower(tmp_path):
+    file_entry, dir_entry = tiny.save_tiny_openclip(tmp_path / "oc")
+    out = tmp_path / "dir"
+    assert extract_cli(out, "--backbone", dir_entry["backbone"]) == 0
+    model, _, pre = open_clip.create_model_and_transforms(dir_entry["backbone"][len("open_clip:"):])
+    meta = _assert_features(out, pre, model.eval().visual)
+    # open_clip #1068: a model loaded from a path must keep the preprocessing it was saved with, not the defaults.
+    assert meta["mean"] == tiny.OPENCLIP_PREPROCESS["mean"] and meta["preprocess"]["resize_mode"] == "squash"
+    assert meta["preprocess"]["interpolation"] == "bilinear" and meta["dim"] == tiny.OPENCLIP_CFG["embed_dim"]
+    _probes_run(out)
+
+    out = tmp_path / "file"
+    assert extract_cli(out, "--backbone", file_entry["backbone"], "--weights", file_entry["weights"]) == 0
+    model, _, pre = open_clip.create_model_and_transforms("tiny-clip", pretrained=file_entry["weights"])
+    meta = _assert_features(out, pre, model.eval().visual)
+    assert meta["mean"] == list(open_clip.OPENAI_DATASET_MEAN) and meta["pooling"] == "cls"
+
+
+def test_hf_save_pretrained_equals_automodel(tmp_path):
+    entry = tiny.save_tiny_hf(tmp_path / "hf")
+    out = tmp_path / "x"
+    assert extract_cli(out, "--backbone", entry["backbone"]) == 0
+    folder = entry["backbone"][len("hf:"):]
+    model = transformers.AutoModel.from_pretrained(folder).eval()
+    proc = transformers.AutoImageProcessor.from_pretrained(folder)
+    meta = _assert_features(out, lambda im: proc(images=im, return_tensors="pt")["pixel_values"][0],
+                            lambda x: model(pixel_values=x).last_hidden_state[:, 0])
+    # The checkpoint has no pooler: the class token, never a randomly initialised pooler_output.
+    assert meta["pooling"] == "cls" and meta["mean"] == [0.45, 0.45, 0.45] and meta["library"] == "transformers"
+    assert meta["preprocess"]["size"] == {"height": 32, "width": 32}
+    _probes_run(out)
+
+
+def test_layer_and_pool_are_the_blocks_output(tmp_path):
+    entry = tiny.save_tiny_hf(tmp_path / "hf")
+    out = tmp_path / "x"
+    assert extract_cli(out, "--backbone", entry["backbone"], "--layer", "0", "--pool", "avg") == 0
+    folder = entry["backbone"][len("hf:"):]
+    model = transformers.AutoModel.from_pretrained(folder).eval()
+    proc = transformers.AutoImageProcessor.from_pretrained(folder)
+    meta = _assert_features(out, lambda im: proc(images=im, return_tensors="pt")["pixel_values"][0],
+                            lambda x: model(pixel_values=x, output_hidden_states=True).hidden_states[1][:, 1:].mean(1))
+    assert meta["layer"] == 0 and meta["pooling"] == "avg"
+
+
+def test_random_init_is_seeded_and_differs_from_the_weights(tmp_path):
+    entry = tiny.save_tiny_timm(tmp_path / "m")
+    kw = f"extract.kwargs={json.dumps(entry['kwargs'])}"
+    for name in ("a", "b"):
+        assert extract_cli(tmp_path / name, "--backbone", entry["backbone"], "--init", "random", kw) == 0
+    assert extract_cli(tmp_path / "w", "--backbone", entry["backbone"], "--weights", entry["weights"], kw) == 0
+    a, b, w = (load_features(tmp_path / n, mmap=False) for n in ("a", "b", "w"))
+    np.testing.assert_array_equal(a.train.features, b.train.features)
+    assert not np.allclose(a.train.features, w.train.features)
+    assert a.meta["init"] == "random" and a.meta["checkpoint_sha256"] is None and a.meta["init_seed"] == 0
+
+
+@pytest.mark.parametrize("spec,extra", [("open_clip:ViT-B-32", "clip"), ("hf:facebook/dinov2-small", "hf")])
+def test_missing_extra_is_one_line(tmp_path, monkeypatch, capsys, spec, extra):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name in ("open_clip", "transformers") else real(name, *a))
+    assert extract_cli(tmp_path / "x", "--backbone", spec) == 2
+    assert f"pip install -e '.[{extra}]'" in _error_line(capsys)
+
+
+@pytest.mark.parametrize("argv,says", [
+    (["--backbone", "hf:dsbias-tests/no-such-model"], "hf:/path/to/folder"),
+    (["--backbone", "timm:vit_tiny_patch16_224"], "--weights FILE"),
+    (["--backbone", "open_clip:hf-hub:dsbias-tests/no-such-model"], "local-dir"),
+])
+def test_missing_offline_model_is_one_line(tmp_path, monkeypatch, capsys, argv, says):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    import huggingface_hub.constants as hub
+
+    monkeypatch.setattr(hub, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(hub, "HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    assert extract_cli(tmp_path / "x", *argv) == 2
+    err = _error_line(capsys)
+    assert "HF_HUB_OFFLINE=1" in err and says in err
+
+
+def test_bad_specs_and_settings_are_one_line(tmp_path, capsys):
+    entry = tiny.save_tiny_timm(tmp_path / "m")
+    kw = f"extract.kwargs={json.dumps(entry['kwargs'])}"
+    cases = [
+        (["--backbone", "torch:resnet"], "expected KIND:NAME"),
+        (["--backbone", entry["backbone"], "--weights", str(tmp_path / "nope.safetensors"), kw], "is not a file"),
+        (["--backbone", "timm:resnet18", "--weights", entry["weights"]], "do not fit this architecture"),
+        (["--backbone", "timm:resnet18", "--init", "random", "--pool", "cls"], "pool=cls"),
+        (["--backbone", entry["backbone"], "--weights", entry["weights"], kw, "--layer", "7"], "extract.layer"),
+        (["--backbone", entry["backbone"], "--init", "random", "--weights", entry["weights"], kw], "init=random"),
+    ]
+    for i, (argv, says) in enumerate(cases):
+        assert extract_cli(tmp_path / f"x{i}", *argv) == 2, argv
+        err = _error_line(capsys)
+        assert says in err, (argv, err)
+
+
+def test_open_clip_file_weights_take_the_tags_preprocessing(tmp_path):
+    """open_clip #1068: SigLIP's defaults are OpenAI mean/std and shortest-side resize, its weights want 0.5 and
+    squash; with a bare weights file dsbias uses what the published tags agree on, and stops where they disagree."""
+    from dsbias.errors import UserError
+    from dsbias.models.frozen_openclip import _resolve
+    from dsbias.models.spec import parse_spec
+
+    f = tmp_path / "w.bin"
+    f.write_bytes(b"x")
+
+    class S:
+        init, weights, pool, layer, kwargs = "pretrained", str(f), "default", "final", {}
+
+    _, kwargs, _, source = _resolve(parse_spec("open_clip:ViT-B-16-SigLIP"), S, "t")
+    assert kwargs["image_mean"] == (0.5, 0.5, 0.5) and kwargs["image_resize_mode"] == "squash" and "tags" in source
+    with pytest.raises(UserError, match="different preprocessing"):
+        _resolve(parse_spec("open_clip:ViT-L-14"), S, "t")
+
+
+def test_compose_puts_the_anatomy_stages_around_the_model_preprocessing():
+    from PIL import Image
+
+    from dsbias.models.preprocess import from_torchvision
+
+    net = timm.create_model("vit_tiny_patch16_224", num_classes=0, **tiny.TIMM_KWARGS)
+    tf = timm.data.create_transform(**timm.data.resolve_data_config({"input_size": (3, 32, 32)}, model=net))
+    pre = from_torchvision(tf, {})
+    img = Image.fromarray(np.random.default_rng(0).integers(0, 255, (40, 50, 3), dtype=np.uint8))
+    assert pre.compose() is tf
+    gray, half = (lambda im: im.convert("L").convert("RGB")), (lambda x: x * 0.5)
+    got = pre.compose(gray, half)(img)
+    want = pre.normalize(half(pre.to_unit(gray(img))))
+    assert torch.equal(got, want) and float(pre.to_unit(img).min()) >= 0 and float(pre.to_unit(img).max()) <= 1
