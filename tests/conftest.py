@@ -170,7 +170,7 @@ def make_features(root, n=(300, 60), dim=16, sources=("a", "b", "c"), shift=3.0,
 # Extraction with a frozen backbone on a few 32-px toy images, cut into small blocks (frozen-backbone and resume
 # tests).
 TINY_EXTRACT = ["data=toy", "data.per_source={train: 12, val: 6}", "data.image_size=32", "data.num_workers=0",
-                "extract.batch_size=4", "extract.block_rows=8", "train.log_with=[]"]
+                "extract.batch_size=4", "extract.block_batches=2", "train.log_with=[]"]
 
 
 def extract_cli(out, *argv):

@@ -41,7 +41,7 @@ def run_bench(images: int, batch: int, workers: int, repeat: int, backbone: str,
             f"data.sources={srcs}", f"data.per_source={{train: {n_per - n_per // 5}, val: {n_per // 5}}}",
             f"data.num_workers={workers}", "data.dedup=ignore", f"extract.backbone={json.dumps(backbone)}",
             f"extract.init={init}", *([f"extract.weights={json.dumps(weights)}"] if weights else []),
-            f"extract.batch_size={batch}", f"extract.block_rows={batch * 8}", "train.log_with=[]", f"out={root}/run"])
+            f"extract.batch_size={batch}", "extract.block_batches=8", "train.log_with=[]", f"out={root}/run"])
         accelerator = create_accelerator(cfg.train, RunDir.at(cfg.out))
         manifest = build_manifest(cfg.data)
         fb = load_frozen(cfg.extract, cfg.train.seed)

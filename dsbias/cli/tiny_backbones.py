@@ -19,7 +19,7 @@ from dsbias.models.tiny import save_tiny_backbones
 def main(argv: list[str]) -> int:
     p = cli.parser("tools/tiny_backbones.py", __doc__, config=False)
     p.add_argument("--out", required=True, help="folder to save them in")
-    p.add_argument("--seed", type=int, default=0, help="seed of their (random) weights")
+    p.add_argument("--seed", type=int, default=1, help="seed of their (random) weights (not train.seed's 0)")
     a = cli.parse(p, argv)
     entries = save_tiny_backbones(Path(a.out), a.seed)
     for e in entries:

@@ -29,9 +29,9 @@ class ExtractConfig:
             output is pooled by ``pool`` before any final norm or projection.
         kwargs: ``timm:`` only: extra ``timm.create_model`` arguments (``img_size``, ``dynamic_img_size``...).
         batch_size: Images per forward pass per process.
-        block_rows: Rows per block: each block is written once, as its own part file, by one process; a rerun
-            skips the blocks already written. A multiple of ``batch_size``, so batches never straddle blocks and
-            a resumed extraction gives the same bytes as an uninterrupted one.
+        block_batches: Batches per block (``batch_size * block_batches`` rows): each block is written once, as its
+            own part file, by one process; a rerun skips the blocks already written. Whole batches, so a batch
+            never straddles two blocks and a resumed extraction gives the same bytes as an uninterrupted one.
         stop_after: Stop after this many blocks per process, as if killed (no ``meta.json``); 0 = off. For
             resume tests and time-boxed jobs: rerunning into the same dir continues.
     """
@@ -43,8 +43,13 @@ class ExtractConfig:
     layer: int | str = "final"
     kwargs: dict[str, Any] = field(default_factory=dict)
     batch_size: int = 256
-    block_rows: int = 4096
+    block_batches: int = 16
     stop_after: int = 0
+
+    @property
+    def block_rows(self) -> int:
+        """Rows per block."""
+        return self.batch_size * self.block_batches
 
     def check(self) -> None:
         """Cross-field checks (the backbone spec's own checks run when it loads)."""
@@ -57,9 +62,8 @@ class ExtractConfig:
                               "config's own model use model.weights and model.pool")
         if isinstance(self.layer, str) and self.layer != "final":
             raise ConfigError(f"extract.layer={self.layer!r}: use final or a block index (0, 5, -1...)")
-        if self.batch_size < 1 or self.block_rows < 1 or self.block_rows % self.batch_size:
-            raise ConfigError(f"extract.block_rows={self.block_rows} must be a positive multiple of "
-                              f"extract.batch_size={self.batch_size} (batches never straddle blocks)")
+        if self.batch_size < 1 or self.block_batches < 1:
+            raise ConfigError("extract.batch_size and extract.block_batches must be >= 1")
         if self.stop_after < 0:
             raise ConfigError("extract.stop_after must be >= 0")
         if self.init == "random" and self.weights:

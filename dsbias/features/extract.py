@@ -1,16 +1,16 @@
 """Feature extraction: a frozen backbone over every manifest row, written to the feature-file contract
 (:mod:`dsbias.features.store`), resumably.
 
-The rows of each split are cut into blocks of ``extract.block_rows``. The blocks not yet written are shared out
-among the processes (contiguous runs, in order); each process extracts its blocks with one loader and writes
-every block, once complete, as its own part file. RAM holds one block per process, so millions of images fit,
-and no two processes ever write the same file. When every block is written, the main process merges the parts
-into ``{split}_features.npy`` (through a memory map), writes labels and index, and ``meta.json`` last.
+The rows of each split are cut into blocks of ``extract.block_batches`` whole batches. The blocks not yet written
+are shared out among the processes (contiguous runs, in order); each process extracts its blocks with one loader
+and writes every block, once complete, as its own part file. RAM holds one block per process, so millions of
+images fit, and no two processes ever write the same file. When every block is written, the main process merges
+the parts into ``{split}_features.npy`` (through a memory map), writes labels and index, and ``meta.json`` last.
 
 A killed extraction rerun into the same directory keeps the parts its plan (``.parts/plan.json``: backbone,
-weights' sha256, preprocessing, transform, manifest, batch and block size) still matches and extracts only the
-rest. Batches never straddle blocks (``block_rows`` is a multiple of ``batch_size``), so every block is computed
-from the same batches whatever the process count or the interruptions: the published files are the same bytes.
+weights' sha256, preprocessing, transform, manifest, batch and block size, precision) still matches and extracts
+only the rest. Batches never straddle blocks, so every block is computed from the same batches whatever the
+process count or the interruptions: the published files are the same bytes.
 """
 
 from __future__ import annotations
@@ -103,7 +103,7 @@ def _extract_blocks(backbone: nn.Module, ds: MixedDataset, blocks: list[int], ou
     queue, buffer, pos, saved = list(blocks), [], 0, 0
     for x, _, index in progress(loader, desc=f"extract {ds.split}", unit="batch",
                                 disable=not accelerator.is_local_main_process):
-        with torch.no_grad():
+        with torch.no_grad(), accelerator.autocast():  # train.mixed_precision (bf16 on GPUs); features stay float32
             f = backbone(x.to(accelerator.device, non_blocking=True)).float()  # [B, D]
         assert np.array_equal(index.numpy(), ds.index[rows[pos:pos + len(x)]]), "loader order broke"
         buffer.append(f.cpu().numpy())
@@ -167,7 +167,7 @@ def extract_features(
     plan = json.loads(json.dumps({  # as it reads back from plan.json (lists, not tuples)
         "meta": full_meta, "anatomy": dataclasses.asdict(data.anatomy) if data.transform else None,
         "rows": {s: len(datasets[s]) for s in SPLITS}, "block_rows": settings.block_rows,
-        "batch_size": settings.batch_size}))
+        "batch_size": settings.batch_size, "mixed_precision": str(accelerator.mixed_precision)}))
     pending = _pending(out, plan, accelerator)
     budget, unfinished = settings.stop_after or None, 0
     for split in SPLITS:

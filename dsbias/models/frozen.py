@@ -8,7 +8,9 @@ its spec is used, so a missing optional extra is one line (:func:`dsbias.models.
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,8 +65,6 @@ def weights_record(path: str | Path | None) -> dict[str, Any]:
     if p.is_file():
         return {"weights": str(p), "checkpoint_sha256": sha256_file(p)}
     files = {f.name: sha256_file(f) for f in sorted(p.iterdir()) if f.is_file() and f.suffix in WEIGHT_SUFFIXES}
-    import hashlib
-
     joined = "".join(f"{name} {sha}\n" for name, sha in files.items())
     return {"weights": str(p), "checkpoint_sha256": hashlib.sha256(joined.encode()).hexdigest() if files else None,
             "weights_files": files}
@@ -84,8 +84,6 @@ def local_file(path: str, what: str) -> Path:
 
 def offline_hint(exc: BaseException, what: str, provide: str) -> UserError:
     """The one line for a hub model that cannot be had: offline (``HF_HUB_OFFLINE=1``) or unreachable."""
-    import os
-
     mode = "HF_HUB_OFFLINE=1 is set" if os.environ.get("HF_HUB_OFFLINE") not in (None, "", "0") else "no network"
     first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
     return UserError(f"{what}: not in the local cache and {mode} ({first}); {provide}")

@@ -43,6 +43,8 @@ class HFEncoder(nn.Module):
         super().__init__()
         self.model, self.index, self.pool, self.use_pooler, self.what = model, index, pool, use_pooler, what
         self.image_features = index is None and hasattr(model, "get_image_features")
+        # Blocks of a vision-language model (CLIP, SigLIP): its vision tower alone (the text tower needs text).
+        self.tower = getattr(model, "vision_model", model) if hasattr(model, "get_image_features") else model
         cfg = getattr(model.config, "vision_config", model.config)
         p = getattr(cfg, "patch_size", None)
         self.patch = (p, p) if isinstance(p, int) else tuple(p) if p else None
@@ -52,7 +54,7 @@ class HFEncoder(nn.Module):
         if self.image_features:
             out = self.model.get_image_features(pixel_values=x)
             return out if isinstance(out, torch.Tensor) else out.pooler_output  # [B, D]
-        out = self.model(pixel_values=x, output_hidden_states=self.index is not None)
+        out = self.tower(pixel_values=x, output_hidden_states=self.index is not None)
         if self.index is None:
             if self.use_pooler:
                 return out.pooler_output.flatten(1)  # CNNs give [B, C, 1, 1]

@@ -85,7 +85,7 @@ def _resolve(spec: BackboneSpec, s: FrozenSettings, what: str) -> tuple[str, dic
         if s.weights:
             raise UserError(f"{what}: a hub repo carries its own weights; drop --weights")
         return name, {"load_weights": pretrained}, None, name
-    arch = name
+    arch = name.replace("/", "-")  # open_clip's own spelling: ViT-B/32 is ViT-B-32
     if name.endswith(".json"):
         cfg_file = local_file(name, what)
         open_clip.add_model_config(cfg_file)  # registered under the file's stem

@@ -96,7 +96,10 @@ def load_weights_strict(net: nn.Module, path: Path, what: str) -> None:
     try:
         state = timm.models.load_state_dict(str(path), use_ema=False, weights_only=True)
     except Exception as e:  # a corrupt file or a pickle with code in it: say which file
-        raise UserError(f"{what}: cannot read weights {path} ({type(e).__name__}: {str(e)[:150]})") from None
+        first = str(e).strip().splitlines()[0][:150] if str(e).strip() else ""
+        raise UserError(f"{what}: cannot read weights {path} ({type(e).__name__}: {first}); a checkpoint that "
+                        "pickles more than tensors does not load safely: re-save its state_dict, e.g. as "
+                        ".safetensors") from None
     filter_fn = getattr(sys.modules[type(net).__module__], "checkpoint_filter_fn", None)
     if filter_fn is not None:
         state = filter_fn(state, net)

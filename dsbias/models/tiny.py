@@ -1,7 +1,9 @@
 """Tiny stand-ins for hub backbones, saved the way users get the real ones: a timm ViT as a ``.safetensors`` file,
 an open_clip CLIP as a model-config ``.json`` + weights file and as a ``local-dir`` (with its own preprocessing),
 a ``transformers`` ViT with ``save_pretrained``. For trying ``--backbone`` offline and for the tests: nothing is
-downloaded, and each comes back as an ``extract`` entry (``backbone``, ``weights``, ``kwargs``).
+downloaded, and each comes back as an ``extract`` entry (``backbone``, ``weights``, ``kwargs``). Their weights are
+random too, drawn with seed 1 by default: not ``train.seed``'s 0, or ``extract.init=random`` would rebuild the
+very same weights.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ OPENCLIP_PREPROCESS = {"mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5], "interpo
                        "resize_mode": "squash"}
 
 
-def save_tiny_timm(folder: str | Path, seed: int = 0) -> dict[str, Any]:
+def save_tiny_timm(folder: str | Path, seed: int = 1) -> dict[str, Any]:
     """A ViT (``vit_tiny_patch16_224`` at 32 px, classifier included) saved to ``folder/timm_vit.safetensors``."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -35,7 +37,7 @@ def save_tiny_timm(folder: str | Path, seed: int = 0) -> dict[str, Any]:
     return {"backbone": "timm:vit_tiny_patch16_224", "weights": str(path), "kwargs": dict(TIMM_KWARGS)}
 
 
-def save_tiny_openclip(folder: str | Path, seed: int = 0) -> list[dict[str, Any]]:
+def save_tiny_openclip(folder: str | Path, seed: int = 1) -> list[dict[str, Any]]:
     """A CLIP from a tiny model config: ``folder/tiny-clip.json`` + ``tiny-clip.safetensors`` (open_clip's default
     preprocessing) and ``folder/local-dir/`` (the same weights with :data:`OPENCLIP_PREPROCESS`)."""
     import open_clip
@@ -56,7 +58,7 @@ def save_tiny_openclip(folder: str | Path, seed: int = 0) -> list[dict[str, Any]
             {"backbone": f"open_clip:local-dir:{folder / 'local-dir'}"}]
 
 
-def save_tiny_hf(folder: str | Path, seed: int = 0) -> dict[str, Any]:
+def save_tiny_hf(folder: str | Path, seed: int = 1) -> dict[str, Any]:
     """A ``transformers`` ViT (no pooler) and its image processor, ``save_pretrained`` into ``folder``."""
     from transformers import ViTConfig, ViTImageProcessor, ViTModel
 
@@ -69,7 +71,7 @@ def save_tiny_hf(folder: str | Path, seed: int = 0) -> dict[str, Any]:
     return {"backbone": f"hf:{folder}"}
 
 
-def save_tiny_backbones(folder: str | Path, seed: int = 0) -> list[dict[str, Any]]:
+def save_tiny_backbones(folder: str | Path, seed: int = 1) -> list[dict[str, Any]]:
     """All of the above under ``folder`` (the kinds whose extra is installed); their ``extract`` entries."""
     import importlib.util
 

@@ -9,7 +9,8 @@ from dsbias.features.store import FeatureSet, result_path
 from dsbias.runs import provenance, write_json
 from dsbias.stats import format_table
 
-IDENTITY_KEYS = ("backbone", "pooling", "checkpoint_sha256", "manifest_sha256", "format_version")
+IDENTITY_KEYS = ("backbone", "init", "pooling", "layer", "checkpoint_sha256", "manifest_sha256", "transform",
+                 "format_version")
 
 
 def feature_identity(fs: FeatureSet) -> dict[str, Any]:

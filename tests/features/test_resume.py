@@ -45,7 +45,7 @@ def test_parts_of_other_weights_are_refused(tmp_path, capsys):
     argv, entry = _timm(tmp_path)
     out = tmp_path / "x"
     assert extract_cli(out, *argv, "extract.stop_after=1") == 0
-    tiny.save_tiny_timm(tmp_path / "m", seed=1)  # same path, other weights
+    tiny.save_tiny_timm(tmp_path / "m", seed=2)  # same path, other weights
     assert extract_cli(out, *argv) == 2
     err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
     assert len(err) == 1 and "partial extraction with other settings" in err[0] and "checkpoint_sha256" in err[0]
@@ -61,9 +61,12 @@ def test_publish_refuses_a_missing_part(tmp_path):
     assert x.shape == (6, 3) and x[:4].sum() == 0 and x[4:].sum() == 6
 
 
-def test_block_rows_must_be_a_multiple_of_the_batch():
+def test_extract_settings_are_checked_when_the_config_loads():
     from dsbias.config import load_config
     from dsbias.typedconfig import ConfigError
 
-    with pytest.raises(ConfigError, match="multiple of extract.batch_size"):
-        load_config(None, ["data=toy", "extract.batch_size=64", "extract.block_rows=100"])
+    for over, says in ((["extract.block_batches=0"], "block_batches"), (["extract.layer=last"], "extract.layer"),
+                       (["extract.pool=max"], "extract.pool"), (["extract.weights=/w.pt"], "apply to extract.backbone"),
+                       (["extract.backbone=timm:x", "extract.kwargs={a: 1}", "extract.backbone=hf:y"], "only timm")):
+        with pytest.raises(ConfigError, match=says):
+            load_config(None, ["data=toy", *over])

@@ -200,3 +200,41 @@ def test_compose_puts_the_anatomy_stages_around_the_model_preprocessing():
     got = pre.compose(gray, half)(img)
     want = pre.normalize(half(pre.to_unit(gray(img))))
     assert torch.equal(got, want) and float(pre.to_unit(img).min()) >= 0 and float(pre.to_unit(img).max()) <= 1
+
+
+def test_timm_block_outputs_match_the_model():
+    """layer=K is block K's output (before the final norm), pooled: checked against timm's own modules."""
+    from dsbias.features.config import ExtractConfig
+    from dsbias.models.frozen import load_frozen
+
+    x = torch.randn(2, 3, 64, 64)
+    last = load_frozen(ExtractConfig(backbone="timm:resnet18", init="random", layer=-1), seed=3).module
+    final = load_frozen(ExtractConfig(backbone="timm:resnet18", init="random"), seed=3).module
+    with torch.no_grad():  # a ResNet has nothing between its last stage and the average pool
+        torch.testing.assert_close(last(x), final(x))
+    fb = load_frozen(ExtractConfig(backbone="timm:vit_tiny_patch16_224", init="random", layer=0, pool="cls",
+                                   kwargs=tiny.TIMM_KWARGS), seed=3)
+    net = fb.module.net
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        want = net.blocks[0](net.norm_pre(net._pos_embed(net.patch_embed(x))))[:, 0]
+        torch.testing.assert_close(fb.module(x), want)
+    assert fb.record["pooling"] == "cls" and fb.record["layer"] == 0 and fb.record["dim"] == 48
+
+
+def test_another_runs_backbone_on_the_same_data_equals_its_own_features(tmp_path):
+    from conftest import train_tiny
+
+    from dsbias.pipelines.stages import export_backbone, features_of_run
+
+    cfg, run, acc, manifest, method, _ = train_tiny(tmp_path / "r", "train.samples=16")
+    export_backbone(run, method, cfg, manifest, acc)
+    features_of_run(run, method.backbone, cfg, manifest, acc)
+    from dsbias.cli.extract import main
+
+    assert main(["--backbone", f"run:{run.root}", "--out", str(tmp_path / "again")]) == 0
+    own, again = load_features(run.root, mmap=False), load_features(tmp_path / "again", mmap=False)
+    np.testing.assert_allclose(own.train.features, again.train.features, rtol=1e-5, atol=1e-6)
+    assert again.meta["backbone"] == f"run:{run.root}" and again.meta["checkpoint_sha256"] == own.meta[
+        "checkpoint_sha256"]
+    assert again.meta["preprocess"]["library"] == "dsbias" and again.meta["image_size"] == cfg.data.image_size
