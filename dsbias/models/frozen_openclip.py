@@ -96,16 +96,16 @@ def _resolve(spec: BackboneSpec, s: FrozenSettings, what: str) -> tuple[str, dic
     if not pretrained:
         return arch, {}, None, f"open_clip defaults for {arch}"
     tags = open_clip.list_pretrained_tags_by_model(arch)
+    listed = ", ".join(tags[:6]) + (f" and {len(tags) - 6} more" if len(tags) > 6 else "") if tags else "none"
     if not s.weights:
-        raise UserError(f"{what}: give --weights FILE or one of its tags ({', '.join(tags) or 'none'}), or use "
-                        "open_clip:local-dir:DIR")
+        raise UserError(f"{what}: give --weights FILE or one of its tags ({listed}), or use open_clip:local-dir:DIR")
     if s.weights in tags:
         try:
             path = Path(download_pretrained(get_pretrained_cfg(arch, s.weights)))
         except Exception as e:  # huggingface_hub / urllib errors when offline or unreachable
             raise offline_hint(e, what, "give --weights FILE or open_clip:local-dir:DIR") from None
         return arch, {"pretrained": s.weights}, path, f"tag {s.weights}"
-    path = local_file(s.weights, f"{what} --weights (not a file, nor a tag: {', '.join(tags) or 'none'})")
+    path = local_file(s.weights, f"{what} --weights (not a file, nor a tag: {listed})")
     overlay, source = _tag_preprocess(arch, what)
     force = {f"image_{k}": overlay[k] for k in overlay}
     return arch, {"pretrained": str(path), **force}, path, source
@@ -134,7 +134,10 @@ def load_openclip(spec: BackboneSpec, s: FrozenSettings) -> FrozenBackbone:
     what = f"--backbone {spec}"
     model_name, kwargs, path, source = _resolve(spec, s, what)
     try:
-        model, _, preprocess = open_clip.create_model_and_transforms(model_name, **kwargs)
+        # pretrained_text=False: only the image tower is used; a random init must not fetch a text tower's weights.
+        model, _, preprocess = open_clip.create_model_and_transforms(model_name, pretrained_text=False, **kwargs)
+    except OSError as e:  # a Hugging Face text tower's config or tokenizer, fetched even for a random init
+        raise offline_hint(e, what, "run it once on a connected machine, or use open_clip:local-dir:DIR") from None
     except RuntimeError as e:
         if spec.name.startswith("hf-hub:"):
             raise offline_hint(e, what, "download the repo on a connected machine, or save it as a folder and use "

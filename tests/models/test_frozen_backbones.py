@@ -112,15 +112,20 @@ def test_layer_and_pool_are_the_blocks_output(tmp_path):
 
 
 def test_random_init_is_seeded_and_differs_from_the_weights(tmp_path):
+    from dsbias.features.config import ExtractConfig
+    from dsbias.models.frozen import load_frozen
+
     entry = tiny.save_tiny_timm(tmp_path / "m")
-    kw = f"extract.kwargs={json.dumps(entry['kwargs'])}"
-    for name in ("a", "b"):
-        assert extract_cli(tmp_path / name, "--backbone", entry["backbone"], "--init", "random", kw) == 0
-    assert extract_cli(tmp_path / "w", "--backbone", entry["backbone"], "--weights", entry["weights"], kw) == 0
-    a, b, w = (load_features(tmp_path / n, mmap=False) for n in ("a", "b", "w"))
-    np.testing.assert_array_equal(a.train.features, b.train.features)
-    assert not np.allclose(a.train.features, w.train.features)
-    assert a.meta["init"] == "random" and a.meta["checkpoint_sha256"] is None and a.meta["init_seed"] == 0
+    settings = {"backbone": entry["backbone"], "kwargs": entry["kwargs"]}
+    a, b = (load_frozen(ExtractConfig(**settings, init="random"), seed=0) for _ in range(2))
+    c = load_frozen(ExtractConfig(**settings, init="random"), seed=1)
+    w = load_frozen(ExtractConfig(**settings, weights=entry["weights"]), seed=0)
+    x = torch.randn(3, 3, 32, 32)
+    with torch.no_grad():
+        fa, fb, fc, fw = (m.module(x) for m in (a, b, c, w))
+    assert torch.equal(fa, fb) and not torch.allclose(fa, fc) and not torch.allclose(fa, fw)
+    assert a.record["init"] == "random" and a.record["checkpoint_sha256"] is None and a.record["init_seed"] == 0
+    assert w.record["init"] == "pretrained" and "init_seed" not in w.record and w.record["checkpoint_sha256"]
 
 
 @pytest.mark.parametrize("spec,extra", [("open_clip:ViT-B-32", "clip"), ("hf:facebook/dinov2-small", "hf")])
@@ -200,6 +205,13 @@ def test_compose_puts_the_anatomy_stages_around_the_model_preprocessing():
     got = pre.compose(gray, half)(img)
     want = pre.normalize(half(pre.to_unit(gray(img))))
     assert torch.equal(got, want) and float(pre.to_unit(img).min()) >= 0 and float(pre.to_unit(img).max()) <= 1
+    # A Hugging Face processor split the same way: its [0, 1] output, normalised by us, is its own output.
+    from dsbias.models.preprocess import from_processor
+
+    proc = transformers.ViTImageProcessor(size={"height": 32, "width": 32}, image_mean=[0.4, 0.5, 0.6])
+    hf = from_processor(proc, {})
+    torch.testing.assert_close(hf.normalize(hf.to_unit(img)), hf.full(img))
+    assert float(hf.to_unit(img).min()) >= 0 and float(hf.to_unit(img).max()) <= 1 and hf.record["mean"][0] == 0.4
 
 
 def test_timm_block_outputs_match_the_model():
@@ -238,3 +250,22 @@ def test_another_runs_backbone_on_the_same_data_equals_its_own_features(tmp_path
     assert again.meta["backbone"] == f"run:{run.root}" and again.meta["checkpoint_sha256"] == own.meta[
         "checkpoint_sha256"]
     assert again.meta["preprocess"]["library"] == "dsbias" and again.meta["image_size"] == cfg.data.image_size
+
+
+def test_anatomy_transform_runs_inside_the_models_preprocessing(tmp_path):
+    from dsbias.anatomy.transforms import create_anatomy_transforms
+    from dsbias.config import load_config
+    from dsbias.models.preprocess import from_torchvision
+
+    entry = tiny.save_tiny_timm(tmp_path / "m")
+    out = tmp_path / "x"
+    assert extract_cli(out, "--backbone", entry["backbone"], "--weights", entry["weights"],
+                       f"extract.kwargs={json.dumps(entry['kwargs'])}", "data.transform=grayscale+lpf") == 0
+    net = timm.create_model("vit_tiny_patch16_224", num_classes=0, **tiny.TIMM_KWARGS).eval()
+    net.load_state_dict({k: v for k, v in safetensors.torch.load_file(entry["weights"]).items()
+                         if not k.startswith("head.")})
+    pre = from_torchvision(timm.data.create_transform(
+        **timm.data.resolve_data_config({"input_size": (3, 32, 32)}, model=net)), {})
+    a = create_anatomy_transforms(load_config(out / "config.yaml").data)
+    meta = _assert_features(out, lambda im: pre.normalize(a.tensor(pre.to_unit(a.pil(im)))), net)
+    assert meta["transform"] == "grayscale+lpf" and meta["preprocess"]["library"] == "timm"
