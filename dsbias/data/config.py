@@ -117,6 +117,13 @@ class DataConfig:
         for i, s in enumerate(self.sources):
             if not s.name:
                 raise ConfigError(f"data.sources[{i}].name: empty")
+            # Keys that only some kinds read: set on another kind they would silently do nothing.
+            if s.split and s.kind != "hf":
+                raise ConfigError(f"data.sources[{i}].split: only hf sources have splits (this one is {s.kind}); "
+                                  "pick parquet files by path, e.g. '/data/x/test-*.parquet'")
+            if s.image_column and s.kind not in ("parquet", "hf"):
+                raise ConfigError(f"data.sources[{i}].image_column: only parquet and hf sources have image columns "
+                                  f"(this one is {s.kind})")
         if len(set(names)) != len(names):
             raise ConfigError(f"data.sources: duplicate names {names}")
         if self.pseudo == 1 or self.pseudo < 0:

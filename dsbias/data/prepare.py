@@ -66,7 +66,7 @@ class PrepareOptions:
     shard_size: int = 1000
     limit: int = 0
     format: Literal["tar", "parquet"] = "tar"
-    row_group_size: int = 100
+    row_group_size: int = 10
 
 
 def target_size(w: int, h: int, opts: PrepareOptions) -> tuple[int, int] | None:

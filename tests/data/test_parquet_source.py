@@ -144,13 +144,21 @@ def test_source_column_gives_one_source_per_value_and_class_labels_their_names(t
     write_parquet(tmp_path / "mix" / "0.parquet", {"image": [noise_png(i) for i in range(n)],
                                                    "source": ["cc" if i % 3 else "yfcc" for i in range(n)]},
                   row_group_size=7)
+    odd = write_parquet(tmp_path / "mix" / "1.parquet", {"image": [noise_png(50 + i) for i in range(9)],
+                                                         "source": [None] + ["cc"] * 8}, row_group_size=3)
+    _break_row_group(odd, 2, "source")  # its 3 rows have no known source: left out, counted once
     cfg = cfg_with(f"[{{name: mix, kind: parquet, path: '{tmp_path / 'mix'}'}}]", "data.per_source={train: 6, val: 2}")
     assert [s.name for s in expand_sources(cfg.data).sources] == ["cc", "yfcc"]
     m = build_manifest(cfg.data)
     table = pq.read_table(tmp_path / "mix" / "0.parquet")
     for r in m.rows:
         group, row = map(int, r["item"].split("::")[1].split(":"))
-        assert table.column("source")[7 * group + row].as_py() == r["source"]
+        if r["item"].startswith("1.parquet"):
+            assert r["source"] == "cc" and (group, row) not in ((0, 0), (2, 0), (2, 1), (2, 2))
+        else:
+            assert table.column("source")[7 * group + row].as_py() == r["source"]
+    assert m.summary["skipped"] == {s: {"unreadable_row_group": 1, "null_source": 1} for s in ("cc", "yfcc")}
+    assert create_sources(cfg.data)["cc"].rows.size == 20 + 5  # 2/3 of file 0, the readable non-null rows of 1
     # A datasets ClassLabel column (int codes + names in the schema metadata) names the sources by class.
     meta = {b"huggingface": json.dumps({"info": {"features": {
         "image": {"_type": "Image"}, "label": {"names": ["laion", "coyo"], "_type": "ClassLabel"}}}}).encode()}
@@ -188,3 +196,10 @@ def test_seeded_rows_is_an_exactly_uniform_lazy_permutation():
     first = list(itertools.islice(seeded_rows(10**12, 7), 1000))  # a trillion rows: no permutation array
     assert len(set(first)) == 1000 and max(first) < 10**12 and first == list(itertools.islice(seeded_rows(10**12, 7),
                                                                                               1000))
+
+
+def test_keys_of_other_kinds_are_refused_not_ignored(tmp_path):
+    with pytest.raises(ConfigError, match=r"data.sources\[0\].split: only hf sources have splits .*test-\*.parquet"):
+        cfg_with(f"[{{name: a, kind: parquet, path: '{tmp_path}', split: test}}, {{name: b, kind: toy}}]")
+    with pytest.raises(ConfigError, match=r"data.sources\[1\].image_column: only parquet and hf sources"):
+        cfg_with(f"[{{name: a, kind: toy}}, {{name: b, kind: folder, path: '{tmp_path}', image_column: img}}]")

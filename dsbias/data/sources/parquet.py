@@ -27,6 +27,7 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -130,20 +131,27 @@ def value_rows(base: str, files: tuple[str, ...], stamps: tuple[tuple[int, int],
     import pyarrow as pa
 
     index = index_files(base, files, stamps)
-
-    parts, ignored, lost = [], Counter(), 0
     names = columnar.hf_class_names(rowgroups.schema(os.path.join(base, index.files[0])), column)
     typ = pa.string() if names is None else pa.int64()  # a ClassLabel column holds class numbers
-    for g in range(len(index.group_file)):
+
+    def group(g: int) -> Any:
         path = os.path.join(base, index.files[index.group_file[g]])
-        n = int(index.starts[g + 1] - index.starts[g])
         try:
-            parts.extend(rowgroups.read(path, int(index.group_index[g]), (column,), cache=False)
-                         .column(column).cast(typ).chunks)
+            return rowgroups.read(path, int(index.group_index[g]), (column,), cache=False).column(column).cast(typ)
         except DecodeError:
+            return None
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        cols = list(pool.map(group, range(len(index.group_file))))
+    parts, ignored, lost = [], Counter(), 0
+    for g, col in enumerate(cols):
+        if col is None:
+            n = int(index.starts[g + 1] - index.starts[g])
             ignored["unreadable_row_group"] += 1
             lost += n
             parts.append(pa.nulls(n, typ))  # keeps the global row numbers of the groups after it
+        else:
+            parts.extend(col.chunks)
     values, nulls = columnar.rows_by_value(pa.chunked_array(parts, typ), names)
     if nulls - lost:
         ignored["null_source"] += nulls - lost
