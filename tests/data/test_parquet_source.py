@@ -170,6 +170,9 @@ def test_source_column_gives_one_source_per_value_and_class_labels_their_names(t
     off = cfg_with(f"[{{name: a, kind: parquet, path: '{tmp_path / 'mix'}', source_column: ''}}, "
                    f"{{name: b, kind: parquet, path: '{tmp_path / 'cl.parquet'}'}}]")
     assert [s.name for s in expand_sources(off.data).sources] == ["a", "b"]  # '' reads the files as one source
+    write_parquet(tmp_path / "mix" / "2.parquet", {"image": [noise_png(0)]}, row_group_size=1)
+    with pytest.raises(ConfigError, match=r"source_column: 'source' is in some files but not in .*2.parquet"):
+        expand_sources(cfg.data)
 
 
 def test_order_is_seeded_uniform_over_all_rows_of_all_files_and_reads_no_row(tmp_path, monkeypatch):

@@ -6,7 +6,7 @@ import io
 import tarfile
 from pathlib import Path
 
-from conftest import prepare_cfg
+from conftest import noise_png, prepare_cfg, write_parquet
 from PIL import Image
 
 from dsbias.config import load_config
@@ -94,3 +94,14 @@ def test_prepare_parquet_keeps_the_native_fields_and_the_datasets_layout(tmp_pat
             assert stored["image"]["bytes"] == (tmp_path / r["source"] / stored["item"]).read_bytes()
         else:  # resized, PNG as in the paper
             assert stored["format"] == "PNG" and min(img.size) == 500
+
+
+def test_prepare_reads_parquet_sources_too(tmp_path):
+    images = [noise_png(i) for i in range(7)]
+    write_parquet(tmp_path / "in" / "0.parquet", {"image": images[:6] + [None]}, row_group_size=4)
+    sources = f"[{{name: p, kind: parquet, path: '{tmp_path / 'in'}'}}, {{name: t, kind: toy}}]"
+    data = load_config(None, [f"data.sources={sources}"]).data
+    result = prepare(data, tmp_path / "out", PrepareOptions(limit=6, format="parquet", row_group_size=4))
+    assert result["p"]["written"] == 6 and result["p"]["skipped"] == {"null_image": 1}
+    back = create_sources(load_config(None, [f"data={tmp_path / 'out' / 'data.yaml'}"]).data)["p"]
+    assert sorted(back.read_bytes(i) for i in back.sample_order(0)) == sorted(images[:6])  # the bytes as stored

@@ -77,6 +77,7 @@ class Index:
         group_file: ``[G]`` the file (index into ``files``) of each row group.
         group_index: ``[G]`` each row group's number within its file.
         ignored: Files skipped (``unreadable_file``).
+        schemas: ``(file, Arrow schema)`` for each distinct schema among the files (usually one), for the checks.
     """
 
     files: list[str]
@@ -84,6 +85,7 @@ class Index:
     group_file: np.ndarray
     group_index: np.ndarray
     ignored: Counter
+    schemas: list[tuple[str, Any]]
 
     @property
     def rows(self) -> int:
@@ -102,6 +104,7 @@ def index_files(base: str, files: tuple[str, ...], stamps: tuple[tuple[int, int]
         metas = list(pool.map(rowgroups.try_metadata, files))
     kept, sizes, gfile, gindex = [], [], [], []
     ignored: Counter = Counter()
+    schemas: dict[str, tuple[str, Any]] = {}
     for f, md in zip(files, metas):
         if isinstance(md, str):
             logger.warning("parquet file %s: unreadable (%s); skipped", f, md)
@@ -111,9 +114,12 @@ def index_files(base: str, files: tuple[str, ...], stamps: tuple[tuple[int, int]
             sizes.append(md.row_group(g).num_rows)
             gfile.append(len(kept))
             gindex.append(g)
+        schema = md.schema.to_arrow_schema()
+        schemas.setdefault(schema.to_string(show_schema_metadata=False), (f, schema))
         kept.append(os.path.relpath(f, base))
     starts = np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)]).astype(np.int64)
-    return Index(kept, starts, np.array(gfile, dtype=np.int64), np.array(gindex, dtype=np.int64), ignored)
+    return Index(kept, starts, np.array(gfile, dtype=np.int64), np.array(gindex, dtype=np.int64), ignored,
+                 list(schemas.values()))
 
 
 def _stamps(files: list[Path]) -> tuple[tuple[int, int], ...]:
@@ -131,7 +137,7 @@ def value_rows(base: str, files: tuple[str, ...], stamps: tuple[tuple[int, int],
     import pyarrow as pa
 
     index = index_files(base, files, stamps)
-    names = columnar.hf_class_names(rowgroups.schema(os.path.join(base, index.files[0])), column)
+    names = columnar.hf_class_names(index.schemas[0][1], column)
     typ = pa.string() if names is None else pa.int64()  # a ClassLabel column holds class numbers
 
     def group(g: int) -> Any:
@@ -181,18 +187,17 @@ class ParquetSource:
         if not index.rows:
             raise ConfigError(f"{self.key}.path: no readable rows in {len(self.files)} parquet files at "
                               f"{self.cfg.path}")
-        for rel in index.files:
-            schema = rowgroups.schema(str(self.base / rel))
-            columnar.image_column(schema, self.cfg.image_column, f"{self.key}.image_column", self.base / rel)
+        for path, schema in index.schemas:
+            columnar.image_column(schema, self.cfg.image_column, f"{self.key}.image_column", path)
         return index
 
     def source_column(self) -> str | None:
         """The source column when the files have it (every readable one), else None."""
         col = self.cfg.source_column
-        has = [col in rowgroups.schema(str(self.base / rel)).names for rel in self.index.files] if col else [False]
+        has = [col in schema.names for _, schema in self.index.schemas] if col else [False]
         if any(has) and not all(has):
-            missing = self.index.files[has.index(False)]
-            raise ConfigError(f"{self.key}.source_column: '{col}' is in some files but not in {self.base / missing}")
+            missing = self.index.schemas[has.index(False)][0]
+            raise ConfigError(f"{self.key}.source_column: '{col}' is in some files but not in {missing}")
         return col if all(has) else None
 
     def values(self) -> tuple[dict[str, np.ndarray], Counter]:
