@@ -7,17 +7,22 @@ written to tar and parquet shards by :mod:`dsbias.data.prepare` and, when ``data
 with ``save_to_disk``. Parquet is timed twice: with the per-process row-group cache (a source this small fits
 in it) and with the cache off, where every image read is a read of its row group, as for a source much larger
 than the cache. The manifest build rate (decode + hash of every sampled image) is measured on the same files
-and given per 100k images; a large parquet source (``--parquet-rows``, small images in row groups of 100)
-shows what indexing and drawing cost when the rows are many. The training steps are the project's MAE
-(``method=mae model=vit_tiny``) and source classifier (``model=resnet18``), built by its method factory.
+and given per 100k images. Passes and builds are timed round-robin over the kinds (median of 3), so a change
+of load on a shared machine hits every kind alike. A large parquet source (``--parquet-rows``, small images in
+row groups of 100) shows what indexing and drawing cost when the rows are many. The training steps are the
+project's MAE (``method=mae model=vit_tiny``) and source classifier (``model=resnet18``), built by its method
+factory.
 """
 
 from __future__ import annotations
 
+import functools
+import gc
 import importlib.util
 import io
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +31,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 from torchvision import transforms as T
 
-from dsbias.bench.timer import machine_line, time_it
+from dsbias.bench.timer import machine_line, time_it, time_round_robin
 from dsbias.config import load_config
 from dsbias.data.loader import create_loader, default_workers
 from dsbias.data.manifest import build_manifest
@@ -62,14 +67,22 @@ class ItemDataset(Dataset):
         return self.transform(self.source.read(self.items[i])[0])
 
 
-def loader_rate(source, items: list[str], size: int, workers: int, batch: int) -> float:
-    """Images/s of whole passes with the MAE training view (random resized crop, flip, normalise): the image
-    count over the median pass time, after one untimed pass (worker start-up is paid once per run)."""
+def loader_pass(source, items: list[str], size: int, workers: int, batch: int, cache_bytes: int) -> Callable[[], int]:
+    """One whole pass of a loader with the MAE training view (random resized crop, flip, normalise); returns the
+    image count. ``cache_bytes`` is the parquet row-group cache its workers get (they fork at the first pass and
+    persist, so worker start-up is paid once)."""
     tf = T.Compose([T.RandomResizedCrop(size, scale=(0.2, 1.0), interpolation=T.InterpolationMode.BICUBIC),
                     T.RandomHorizontalFlip(), to_normalized_tensor()])
     loader = create_loader(ItemDataset(source, items, tf), batch, shuffle=True, num_workers=workers)
-    timing, n = time_it(lambda: sum(len(x) for x in loader), repeat=3, warmup=1)
-    return timing.rate(n)
+
+    def run() -> int:
+        saved, rowgroups.CACHE_BYTES = rowgroups.CACHE_BYTES, cache_bytes
+        try:
+            return sum(len(x) for x in loader)
+        finally:
+            rowgroups.CACHE_BYTES = saved
+
+    return run
 
 
 # The project's own training steps, by preset (method, model and the model's settings at a size).
@@ -172,24 +185,27 @@ def run_bench(images: int, sizes: list[int], workers: int | None, batch: int, st
         kinds = copies(root, workers, list(row_groups))
         n_per = images // 2
         per = f"data.per_source={{train: {n_per - n_per // 10}, val: {n_per // 10}}}"
-        rows, build = [], {}
-        for kind, s in kinds.items():
-            data = load_config(None, [f"data.sources={s}", per, f"data.num_workers={workers}"]).data
-            t0 = time.perf_counter()
-            build_manifest(data)
-            build[kind] = (time.perf_counter() - t0) / (2 * n_per) * 100_000
+        datas = {k: load_config(None, [f"data.sources={s}", per, f"data.num_workers={workers}"]).data
+                 for k, s in kinds.items()}
+        builds = time_round_robin({k: functools.partial(build_manifest, d) for k, d in datas.items()})
+        build = {k: t.median / (2 * n_per) * 100_000 for k, t in builds.items()}
+        variants = {}  # label -> (source, items, row-group cache bytes)
+        for kind, data in datas.items():
             src = create_sources(data)["a"]
             items = list(src.sample_order(0))
             if not kind.startswith("parquet") or kind.endswith(f" {row_groups[0]}"):
-                rows.append((f"{kind}{', cached' if kind.startswith('parquet') else ''}",
-                             {size: loader_rate(src, items, size, workers, batch) for size in sizes}))
+                variants[f"{kind}{', cached' if kind.startswith('parquet') else ''}"] = (src, items,
+                                                                                        rowgroups.CACHE_BYTES)
             if kind.startswith("parquet"):
-                cache, rowgroups.CACHE_BYTES = rowgroups.CACHE_BYTES, 0  # the workers fork with it off
-                try:
-                    rows.append((f"{kind}, cache off: a row-group read per image",
-                                 {size: loader_rate(src, items, size, workers, batch) for size in sizes}))
-                finally:
-                    rowgroups.CACHE_BYTES = cache
+                variants[f"{kind}, cache off: a row-group read per image"] = (src, items, 0)
+        rates: dict[str, dict[int, float]] = {label: {} for label in variants}
+        for size in sizes:
+            passes = {label: loader_pass(*v[:2], size, workers, batch, v[2]) for label, v in variants.items()}
+            for label, timing in time_round_robin(passes, repeat=3, warmup=1).items():
+                rates[label][size] = timing.rate(len(variants[label][1]))
+            del passes  # their workers stop
+            gc.collect()
+        rows = list(rates.items())
         large = large_parquet(root, parquet_rows, workers) if parquet_rows else ""
         for name, overrides in STEPS.items():
             rows.append((f"{name} ({device})", {size: train_rate(overrides(size), size, batch, steps, device)
@@ -205,7 +221,8 @@ def run_bench(images: int, sizes: list[int], workers: int | None, batch: int, st
                  + f" (measured on {images} JPEGs of ~500 px).")
     if large:
         lines.append(large)
-    lines.append(f"Batch {batch}; training steps: median of {steps} after one warm-up; MAE patch 8 at <= 96 px, "
-                 "16 above.")
+    lines.append(f"Batch {batch}; loader passes and manifest builds: median of 3, round-robin over the kinds (after "
+                 f"one untimed pass each); training steps: median of {steps} after one warm-up; MAE patch 8 at <= 96 "
+                 "px, 16 above.")
     lines.append(machine_line())
     return "\n".join(lines)

@@ -62,6 +62,19 @@ def time_it(fn: Callable[[], Any], repeat: int = 3, warmup: int = 0) -> tuple[Ti
     return Timing.of(seconds), out
 
 
+def time_round_robin(fns: dict[str, Callable[[], Any]], repeat: int = 3, warmup: int = 0) -> dict[str, Timing]:
+    """:func:`time_it` for several alternatives at once, one call of each per round, so that a change of load on
+    a shared machine during the measurement hits them all alike (their ratios are what is compared)."""
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    seconds: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeat):
+        for name, fn in fns.items():
+            seconds[name].append(time_it(fn, repeat=1)[0].median)
+    return {name: Timing.of(s) for name, s in seconds.items()}
+
+
 def machine_line() -> str:
     """Where a benchmark ran: host, CPU, usable cores, load, GPU and the versions that matter."""
     p = provenance()
