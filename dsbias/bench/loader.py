@@ -8,10 +8,11 @@ with ``save_to_disk``. Parquet is timed twice: with the per-process row-group ca
 in it) and with the cache off, where every image read is a read of its row group, as for a source much larger
 than the cache. The manifest build rate (decode + hash of every sampled image) is measured on the same files
 and given per 100k images. Passes and builds are timed round-robin over the kinds (median of 3), so a change
-of load on a shared machine hits every kind alike. A large parquet source (``--parquet-rows``, small images in
-row groups of 100) shows what indexing and drawing cost when the rows are many. The training steps are the
-project's MAE (``method=mae model=vit_tiny``) and source classifier (``model=resnet18``), built by its method
-factory.
+of load on a shared machine hits every kind alike; the CPU milliseconds per image of reading and decoding in
+one process (``time.process_time``) hardly depend on that load at all. A large parquet source
+(``--parquet-rows``, small images in row groups of 100) shows what indexing and drawing cost when the rows are
+many. The training steps are the project's MAE (``method=mae model=vit_tiny``) and source classifier
+(``model=resnet18``), built by its method factory.
 """
 
 from __future__ import annotations
@@ -81,6 +82,22 @@ def loader_pass(source, items: list[str], size: int, workers: int, batch: int, c
             return sum(len(x) for x in loader)
         finally:
             rowgroups.CACHE_BYTES = saved
+
+    return run
+
+
+def read_pass(source, items: list[str], cache_bytes: int) -> Callable[[], int]:
+    """Read and decode every item in this process (no augmentation) with a row-group cache of ``cache_bytes``."""
+    def run() -> int:
+        saved, rowgroups.CACHE_BYTES = rowgroups.CACHE_BYTES, cache_bytes
+        if not cache_bytes:
+            rowgroups.CACHE.reset()  # nothing kept from a cached pass
+        try:
+            for item in items:
+                source.read(item)
+        finally:
+            rowgroups.CACHE_BYTES = saved
+        return len(items)
 
     return run
 
@@ -198,7 +215,10 @@ def run_bench(images: int, sizes: list[int], workers: int | None, batch: int, st
                                                                                         rowgroups.CACHE_BYTES)
             if kind.startswith("parquet"):
                 variants[f"{kind}, cache off: a row-group read per image"] = (src, items, 0)
-        rates: dict[str, dict[int, float]] = {label: {} for label in variants}
+        rates: dict[str, dict[int | str, float]] = {label: {} for label in variants}
+        reads = {label: read_pass(*v) for label, v in variants.items()}
+        for label, timing in time_round_robin(reads, repeat=3, warmup=1, clock=time.process_time).items():
+            rates[label]["cpu"] = timing.median / len(variants[label][1]) * 1e3
         for size in sizes:
             passes = {label: loader_pass(*v[:2], size, workers, batch, v[2]) for label, v in variants.items()}
             for label, timing in time_round_robin(passes, repeat=3, warmup=1).items():
@@ -210,11 +230,12 @@ def run_bench(images: int, sizes: list[int], workers: int | None, batch: int, st
         for name, overrides in STEPS.items():
             rows.append((f"{name} ({device})", {size: train_rate(overrides(size), size, batch, steps, device)
                                                  for size in sizes}))
-    head = "| images/s | " + " | ".join(f"{s} px" for s in sizes) + " |"
-    lines = [head, "|---|" + "---:|" * len(sizes)]
+    head = "| images/s | " + " | ".join(f"{s} px" for s in sizes) + " | read + decode, CPU ms per image |"
+    lines = [head, "|---|" + "---:|" * (len(sizes) + 1)]
     for name, r in rows:
         label = name if "step" in name else f"decode + augment, {name} ({workers} workers)"
-        lines.append(f"| {label} | " + " | ".join(f"{r[s]:.0f}" for s in sizes) + " |")
+        cpu = f"{r['cpu']:.2f}" if "cpu" in r else ""
+        lines.append(f"| {label} | " + " | ".join(f"{r[s]:.0f}" for s in sizes) + f" | {cpu} |")
     lines.append("")
     lines.append(f"Manifest build (decode + hash every sampled image, {workers * 2} threads): "
                  + ", ".join(f"{k} {v:.0f} s per 100k images" for k, v in build.items())

@@ -139,7 +139,9 @@ def read(path: str, group: int, columns: tuple[str, ...], cache: bool = True) ->
     md = _footer(path, stamp)
     try:
         with pq.ParquetFile(path, metadata=md) as pf:
-            table = pf.read_row_group(group, columns=list(columns))
+            # One thread: a read of a few columns of one row group gains nothing from Arrow's pool, and loader
+            # workers already use every core.
+            table = pf.read_row_group(group, columns=list(columns), use_threads=False)
     except _errors() as e:
         detail = f"{path} row group {group}: {e}"
         CACHE.fail(key, detail)
