@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")  # nothing in the tests may reach the network
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -63,6 +64,23 @@ def write_shard(path: Path, members: list[tuple[str, bytes]]) -> Path:
             ti.size = len(data)
             tf.addfile(ti, io.BytesIO(data))
     return path
+
+
+def write_parquet(path: Path, columns: dict[str, list], row_group_size: int, schema=None) -> Path:
+    """Write a parquet file of these columns (an image column may be ``{bytes, path}`` dicts or bytes) with
+    row groups of ``row_group_size`` rows, uncompressed (so tests can find and break a row group's bytes)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table = pa.table(columns) if schema is None else pa.Table.from_pydict(columns, schema=schema)
+    pq.write_table(table, path, row_group_size=row_group_size, compression="none")
+    return path
+
+
+def noise_png(seed: int, size: int = 12) -> bytes:
+    """A small PNG of seeded noise (a different image for every seed)."""
+    return png_bytes(np.random.default_rng(seed).integers(0, 255, (size, size + seed % 3, 3), dtype=np.uint8))
 
 
 # A tiny run: a 1-block ViT on 16-px toy images, a few steps (engine, resume and extraction tests).

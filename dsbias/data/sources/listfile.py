@@ -1,6 +1,7 @@
 """``list`` sources: a ``.txt``, ``.csv`` or ``.parquet`` file of image paths, optionally with a source column.
 
 With a source column one entry gives one source per value (:func:`expand`, sorted), each selecting exactly one.
+A ``.parquet`` list needs the ``parquet`` extra (pyarrow) and reads only its path and source columns.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from PIL import Image
 
 from dsbias.data.config import DataConfig, SourceConfig
 from dsbias.data.decode import ImageInfo, decode_image
-from dsbias.data.sources.base import one_per_name, seeded_order
+from dsbias.data.sources.base import import_extra, one_per_name, seeded_order
 from dsbias.typedconfig import ConfigError
 
 
@@ -31,13 +32,10 @@ def _read_list(path: str, path_column: str, source_column: str, mtime: float) ->
             cols = reader.fieldnames or []
             rows = list(reader)
     elif suffix == ".parquet":
-        try:
-            import pyarrow.parquet as pq
-        except ImportError:
-            raise ImportError(f"{p}: reading a .parquet list needs pyarrow, which is not installed "
-                              "(pip install pyarrow), or use a .csv/.txt list") from None
-        table = pq.read_table(p)
-        cols = table.column_names
+        pq = import_extra("pyarrow.parquet", f"{p} (a .parquet list; or use a .csv/.txt list)")
+        cols = pq.read_schema(p).names
+        # Only the columns used: a parquet list may carry captions, embeddings or the images themselves.
+        table = pq.read_table(p, columns=[c for c in (path_column, source_column) if c in cols])
         rows = table.to_pylist()
     else:
         raise ValueError(f"{p}: a list source must be .txt, .csv or .parquet")
@@ -46,6 +44,10 @@ def _read_list(path: str, path_column: str, source_column: str, mtime: float) ->
     paths = [str(r[path_column]) for r in rows]
     sources = [str(r[source_column]) for r in rows] if source_column in cols else None
     return paths, sources
+
+
+def requires(cfg: SourceConfig) -> tuple[str, ...]:
+    return ("pyarrow",) if (cfg.path or "").lower().endswith(".parquet") else ()
 
 
 def read_list(cfg: SourceConfig) -> tuple[list[str], list[str] | None]:
