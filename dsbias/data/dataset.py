@@ -26,7 +26,7 @@ class MixedDataset(Dataset):
 
     Every image that reaches a network is read here, so this is where the load-time cap ``data.max_short_side``
     applies (:func:`dsbias.anatomy.resize.cap_short_side`, the kernel of ``tools/prepare.py``): once, before
-    the transform.
+    the transform. It has no default, so no caller can forget it.
     """
 
     def __init__(
@@ -35,7 +35,8 @@ class MixedDataset(Dataset):
         split: str,
         transform: Callable[[Any], Any],
         readers: dict[str, Source],
-        max_short_side: int = 0,
+        *,
+        max_short_side: int,
     ) -> None:
         self.rows = [manifest.rows[i] for i in manifest.split_indices(split)]
         self.index = np.array([r["index"] for r in self.rows], dtype=np.int64)
@@ -49,7 +50,7 @@ class MixedDataset(Dataset):
     @classmethod
     def from_config(cls, manifest: Manifest, split: str, transform: Callable, data: DataConfig) -> MixedDataset:
         """Build the readers (and the load-time cap) from the data config the manifest was drawn with."""
-        return cls(manifest, split, transform, create_sources(data), data.max_short_side)
+        return cls(manifest, split, transform, create_sources(data), max_short_side=data.max_short_side)
 
     def __len__(self) -> int:
         return len(self.rows)

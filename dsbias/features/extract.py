@@ -106,7 +106,7 @@ def extract_features(
     backbone.eval().to(accelerator.device)
     dims = {}
     for split in SPLITS:
-        ds = MixedDataset(manifest, split, transform, readers, data.max_short_side)
+        ds = MixedDataset(manifest, split, transform, readers, max_short_side=data.max_short_side)
         dims[split] = _extract_split(backbone, ds, out, split, accelerator, batch_size, data.num_workers)
     backbone.train(was_training)
     assert dims["train"] == dims["val"]
