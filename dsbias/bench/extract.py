@@ -53,7 +53,8 @@ def run_bench(images: int, batch: int, workers: int, repeat: int, backbone: str,
                              preprocess=fb.preprocess, meta=fb.record)
 
         t_extract, _ = time_it(extract, repeat=repeat, warmup=1)
-        datasets = [MixedDataset(manifest, s, fb.preprocess.full, create_sources(cfg.data)) for s in SPLITS]
+        datasets = [MixedDataset(manifest, s, fb.preprocess.full, create_sources(cfg.data),
+                                 max_short_side=cfg.data.max_short_side) for s in SPLITS]
         loaders = [create_loader(ds, batch, num_workers=workers) for ds in datasets]
         t_loader, _ = time_it(lambda: sum(len(x) for ld in loaders for x, _, _ in ld), repeat=repeat, warmup=1)
         batches = [x.to(accelerator.device) for ld in loaders for x, _, _ in ld]  # decoded + preprocessed once

@@ -1,4 +1,4 @@
-"""``python tools/study.py --study NAME [--tiny] [--seeds N] [--out DIR] [--launcher CMD] [overrides...]``
+"""``python tools/study.py --study NAME [--tiny] [--only ROWS] [--seeds N] [--out DIR] [--launcher CMD] [overrides...]``
 
 Run a named study (a grid of ordinary runs, after Liu & He's tables) and write report.md, figures and
 results.csv. ``--tiny`` is the CPU preset (toy sources, small runs). ``--study backbones`` takes
@@ -27,6 +27,7 @@ def main(argv: list[str]) -> int:
     p.add_argument("--seeds", type=int, default=1, help="repeats per cell (data resample + init)")
     p.add_argument("--launcher", default="", help="training command prefix, e.g. 'accelerate launch'")
     p.add_argument("--no-baselines", action="store_true", help="skip the metadata / tiny-image baselines")
+    p.add_argument("--only", default="", help="comma-separated row labels to run, e.g. reference,canny,hog")
     args = cli.parse(p, argv)
     # `backbones=[...]` is the backbones study's list, not a config key: every other override goes to every run.
     picked = [o for o in args.overrides if o.startswith("backbones=")]
@@ -38,8 +39,9 @@ def main(argv: list[str]) -> int:
     if args.config:
         base = ["--config", args.config, *base]
     out = Path(args.out or f"out/study-{args.study}")
+    only = [o.strip() for o in args.only.split(",") if o.strip()] or None
     rows = run_study(args.study, out, cfg, base, seeds=args.seeds, tiny=args.tiny, launcher=args.launcher,
-                     baselines=not args.no_baselines, backbones=backbones)
+                     baselines=not args.no_baselines, backbones=backbones, only=only)
     report = write_report(args.study, rows, out, shlex.join(["python", "tools/study.py", *argv]))
     print(f"report: {report}\nresults: {out / 'results.csv'}")
     return 0

@@ -78,6 +78,10 @@ class DataConfig:
         allow_fewer: A source with fewer usable images than asked gives all it has (and says so)
             instead of stopping the run.
         max_pixels: Images with more pixels are skipped as decompression bombs.
+        max_short_side: Load-time cap: every decoded image whose shorter side is longer is resized to it
+            (bicubic, aspect kept; the same kernel as ``tools/prepare.py``) before anything else sees it, in
+            training, evaluation and extraction alike. Liu & He's 500 px; 0 = off (native size). Recorded in
+            the manifest summary; preparing shards once is faster (see docs/data.md).
         num_workers: DataLoader worker processes per training process.
         manifest: A manifest written by ``tools/manifest.py`` (``.../manifest.jsonl``): runs read exactly its rows
             instead of sampling; its sources must match ``sources``.
@@ -101,6 +105,7 @@ class DataConfig:
     pseudo: int = 0
     allow_fewer: bool = False
     max_pixels: int = 100_000_000
+    max_short_side: int = 0
     num_workers: int = 2
     manifest: str | None = None
     dedup: Literal["drop", "report", "ignore"] = "drop"
@@ -134,6 +139,8 @@ class DataConfig:
             raise ConfigError(f"data.image_size={self.image_size}: too small")
         if not 0 < self.crop_pct <= 1:
             raise ConfigError(f"data.crop_pct={self.crop_pct}: must be in (0, 1]")
+        if self.max_short_side < 0:
+            raise ConfigError(f"data.max_short_side={self.max_short_side}: use 0 (off) or a side in pixels (500)")
         if self.transform:
             from dsbias.anatomy.transforms import create_anatomy_transforms
 

@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from PIL import Image
 
+from dsbias.anatomy.resize import RESAMPLE, short_side_size
 from dsbias.data.config import DataConfig
 from dsbias.data.decode import DecodeError, decode_image
 from dsbias.data.parquet_writer import ParquetShardWriter
@@ -70,18 +70,21 @@ class PrepareOptions:
 
 
 def target_size(w: int, h: int, opts: PrepareOptions) -> tuple[int, int] | None:
-    """The ``(width, height)`` to resize to, or None to keep the image's size."""
-    scale = 1.0
-    short = min(w, h)
+    """The ``(width, height)`` to resize to, or None to keep the image's size.
+
+    The shorter-side rule is the one of the load-time cap ``data.max_short_side`` and of Zeng et al.'s
+    ``transforms.Resize(500)`` (:func:`dsbias.anatomy.resize.short_side_size`: the longer side truncated), so
+    shards prepared here hold the pixels a run with the cap would read.
+    """
+    size = (w, h)
     if opts.size:
-        scale = opts.size / short
-    elif opts.short_side and short > opts.short_side:
-        scale = opts.short_side / short
-    if opts.max_side and max(w, h) * scale > opts.max_side:
+        size = short_side_size(w, h, opts.size)
+    elif opts.short_side and min(w, h) > opts.short_side:
+        size = short_side_size(w, h, opts.short_side)
+    if opts.max_side and max(size) > opts.max_side:
         scale = opts.max_side / max(w, h)
-    if scale == 1.0:
-        return None
-    return max(1, round(w * scale)), max(1, round(h * scale))
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return None if size == (w, h) else size
 
 
 def convert(raw: bytes, opts: PrepareOptions, max_pixels: int) -> tuple[bytes, str, dict[str, Any]]:
@@ -93,7 +96,7 @@ def convert(raw: bytes, opts: PrepareOptions, max_pixels: int) -> tuple[bytes, s
     if size is None and opts.reencode is None:
         return raw, _EXT.get(info.format, "img"), {**meta, "width": info.width, "height": info.height}
     if size is not None:
-        img = img.resize(size, Image.Resampling.BICUBIC)
+        img = img.resize(size, RESAMPLE)  # the load-time cap's kernel (dsbias.anatomy.resize)
     codec = CODECS[opts.reencode or "png"]
     buf = io.BytesIO()
     img.save(buf, codec, **({"quality": opts.quality} if codec in ("JPEG", "WEBP") else {}))

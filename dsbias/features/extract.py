@@ -150,7 +150,7 @@ def extract_features(
     readers = create_sources(data)
     was_training = backbone.training
     backbone.eval().to(accelerator.device)
-    datasets = {s: MixedDataset(manifest, s, transform, readers) for s in SPLITS}
+    datasets = {s: MixedDataset(manifest, s, transform, readers, max_short_side=data.max_short_side) for s in SPLITS}
     first = datasets["train"][0][0]  # [3, H, W]
     _check_size(data, int(first.shape[-1]))
     with torch.no_grad():  # the feature dim, from one image (cheap, and exact for any pooling)

@@ -8,6 +8,7 @@ from typing import Any
 from accelerate import Accelerator
 from torch import nn
 
+from dsbias.anatomy.transforms import create_anatomy_transforms
 from dsbias.config import Config, load_config
 from dsbias.data.manifest import Manifest, load_or_build_manifest
 from dsbias.data.views import IMAGENET_MEAN, IMAGENET_STD
@@ -59,10 +60,15 @@ def build_data(cfg: Config, run: RunDir, accelerator: Accelerator) -> Manifest:
 
 
 def backbone_meta(cfg: Config, manifest: Manifest) -> dict[str, Any]:
-    """What ``backbone.json`` records beside the model recipe: input, normalisation, sources, method."""
-    return {"image_size": cfg.data.image_size, "crop_pct": cfg.data.crop_pct, "mean": list(IMAGENET_MEAN),
-            "std": list(IMAGENET_STD), "pool": cfg.model.pool, "sources": manifest.sources,
-            "method": cfg.method.name}
+    """What ``backbone.json`` records beside the model recipe: input, normalisation, sources, method.
+
+    The normalisation is the one the views used: none (mean 0, std 1) for a ``data.transform`` that Zeng et al.
+    feed unnormalised (``canny``, ``hog``, ``lpf``, ``hpf``), so features are extracted the way it was trained.
+    """
+    mean, std = create_anatomy_transforms(cfg.data).normalization(IMAGENET_MEAN, IMAGENET_STD)
+    return {"image_size": cfg.data.image_size, "crop_pct": cfg.data.crop_pct, "mean": list(mean),
+            "std": list(std), "pool": cfg.model.pool, "sources": manifest.sources, "method": cfg.method.name,
+            "max_short_side": cfg.data.max_short_side}
 
 
 def export_backbone(run: RunDir, method: nn.Module, cfg: Config, manifest: Manifest, accelerator: Accelerator) -> None:

@@ -168,7 +168,7 @@ def anatomy_cells(ctx: StudyContext) -> list[Cell]:
     # Tiny: toy sources that differ ONLY by a colour cast, so what must fall to chance is known in advance.
     data = ["data=toy_color"] if ctx.tiny else []
     if ctx.tiny:
-        names = ["", "grayscale", "mean_rgb", "lpf", "hpf", "patch_shuffle_fixed", "canny", "canonical"]
+        names = ["", "grayscale", "mean_rgb", "lpf", "hpf", "patch_shuffle_fixed", "canny", "hog", "canonical"]
     return [_cls("anatomy", n or "reference", *data, f"data.transform={n}" if n else "data.transform=''",
                  transform=n or "reference") for n in names]
 
@@ -261,13 +261,22 @@ STUDIES: dict[str, Study] = {s.name: s for s in [
 ]}
 
 
-def build_cells(name: str, ctx: StudyContext) -> list[Cell]:
-    """The cells of study ``name`` (``all`` = every study; ``backbones`` only when backbones are given)."""
+def build_cells(name: str, ctx: StudyContext, only: list[str] | None = None) -> list[Cell]:
+    """The cells of study ``name`` (``all`` = every study; ``backbones`` only when backbones are given), or only
+    those whose row label is in ``only``."""
     if name == "all":
-        return [c for s in STUDIES.values() if s.name != "backbones" or ctx.backbones for c in s.cells(ctx)]
-    if name not in STUDIES:
+        cells = [c for s in STUDIES.values() if s.name != "backbones" or ctx.backbones for c in s.cells(ctx)]
+    elif name not in STUDIES:
         raise UserError(f"--study {name}: unknown; known: {', '.join([*STUDIES, 'all'])}")
-    return STUDIES[name].cells(ctx)
+    else:
+        cells = STUDIES[name].cells(ctx)
+    if only:
+        labels = [c.labels.get("label", c.key) for c in cells]
+        unknown = [o for o in only if o not in labels]
+        if unknown:
+            raise UserError(f"--only {','.join(unknown)}: no such row in study {name}; rows: {', '.join(labels)}")
+        cells = [c for c, label in zip(cells, labels) if label in only]
+    return cells
 
 
 def paper_value(row: Row) -> float | None:

