@@ -9,6 +9,7 @@ section        dataclass                             owner
 ``optim``      :class:`~dsbias.engine.config.OptimConfig`       optimiser and schedule
 ``train``      :class:`~dsbias.engine.config.TrainConfig`       length, batch, devices
 ``classify``   :class:`~dsbias.classify.config.ClassifyConfig`  dataset-classification runs
+``extract``    :class:`~dsbias.features.config.ExtractConfig`   the frozen backbone to extract features of
 =============  ====================================  ==========================================
 
 :func:`load_config` merges defaults, a YAML file and overrides (:mod:`dsbias.typedconfig`) and checks the
@@ -24,6 +25,7 @@ from dsbias.classify.config import ClassifyConfig
 from dsbias.data.config import DataConfig
 from dsbias.data.sources.registry import check_sources
 from dsbias.engine.config import OptimConfig, TrainConfig
+from dsbias.features.config import ExtractConfig
 from dsbias.methods.config import MethodConfig
 from dsbias.models.config import ModelConfig
 from dsbias.typedconfig import ConfigError, merge, parse_override, read_yaml
@@ -33,7 +35,7 @@ __all__ = ["Config", "ConfigError", "load_config", "validate"]
 
 @dataclass
 class Config:
-    """The whole run: data, backbone, method, optimiser and training length."""
+    """The whole run: data, backbone, method, optimiser, training length and feature extraction."""
 
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -41,6 +43,7 @@ class Config:
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     classify: ClassifyConfig = field(default_factory=ClassifyConfig)
+    extract: ExtractConfig = field(default_factory=ExtractConfig)
     out: str = "out"
 
 
@@ -78,3 +81,4 @@ def validate(cfg: Config) -> None:
     cfg.train.check()
     cfg.method.supervised.augment.check()
     cfg.classify.check()
+    cfg.extract.check()

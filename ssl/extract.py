@@ -1,4 +1,4 @@
-"""Features for the probes: python ssl/extract.py --run RUN_DIR | --out DIR [overrides]"""
+"""Features for the probes: python ssl/extract.py --backbone SPEC --out DIR | --run RUN_DIR | --out DIR [overrides]"""
 
 from dsbias.cli.extract import main
 

@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")  # nothing in the tests may reach the network
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -63,6 +64,23 @@ def write_shard(path: Path, members: list[tuple[str, bytes]]) -> Path:
             ti.size = len(data)
             tf.addfile(ti, io.BytesIO(data))
     return path
+
+
+def write_parquet(path: Path, columns: dict[str, list], row_group_size: int, schema=None) -> Path:
+    """Write a parquet file of these columns (an image column may be ``{bytes, path}`` dicts or bytes) with
+    row groups of ``row_group_size`` rows, uncompressed (so tests can find and break a row group's bytes)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table = pa.table(columns) if schema is None else pa.Table.from_pydict(columns, schema=schema)
+    pq.write_table(table, path, row_group_size=row_group_size, compression="none")
+    return path
+
+
+def noise_png(seed: int, size: int = 12) -> bytes:
+    """A small PNG of seeded noise (a different image for every seed)."""
+    return png_bytes(np.random.default_rng(seed).integers(0, 255, (size, size + seed % 3, 3), dtype=np.uint8))
 
 
 # A tiny run: a 1-block ViT on 16-px toy images, a few steps (engine, resume and extraction tests).
@@ -165,3 +183,29 @@ def make_features(root, n=(300, 60), dim=16, sources=("a", "b", "c"), shift=3.0,
         start += m
     write_meta(root, {"dim": dim, "sources": list(sources), "backbone": "toy_vit", "checkpoint_sha256": "abc123"})
     return root
+
+
+# Extraction with a frozen backbone on a few 32-px toy images, cut into small blocks (frozen-backbone and resume
+# tests).
+TINY_EXTRACT = ["data=toy", "data.per_source={train: 12, val: 6}", "data.image_size=32", "data.num_workers=0",
+                "extract.batch_size=4", "extract.block_batches=2", "train.log_with=[]"]
+
+
+def extract_cli(out, *argv):
+    """``ssl/extract.py --out OUT [argv...]`` in this process, on :data:`TINY_EXTRACT`; returns the exit code."""
+    from dsbias.cli.extract import main
+
+    return main(["--out", str(out), *TINY_EXTRACT, *map(str, argv)])
+
+
+def manifest_images(run_dir, split):
+    """The decoded images of a run's manifest split, in row order (what extraction read)."""
+    from dsbias.config import load_config
+    from dsbias.data.manifest import Manifest
+    from dsbias.data.sources.registry import create_sources
+    from dsbias.runs import RunDir
+
+    run = RunDir.at(run_dir)
+    manifest, readers = Manifest.load(run.manifest), create_sources(load_config(run.config).data)
+    return [readers[manifest.rows[i]["origin"]].read(manifest.rows[i]["item"])[0]
+            for i in manifest.split_indices(split)]

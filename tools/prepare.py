@@ -1,4 +1,4 @@
-"""Sources to webdataset shards the paper's way: python tools/prepare.py data=SOURCES.yaml --out DIR"""
+"""Sources to webdataset (or parquet) shards the paper's way: python tools/prepare.py data=SOURCES.yaml --out DIR"""
 
 from dsbias.cli.prepare import main
 

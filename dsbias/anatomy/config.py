@@ -19,10 +19,14 @@ class AnatomyConfig:
         filter_order: Butterworth order.
         patch_size: Patch shuffle: patch side in network-input pixels (must divide ``image_size``).
         shuffle_seed: Seed of the fixed pixel/patch permutation (the same for every image, never cached on disk).
-        canny_low: Canny hysteresis thresholds on the 0-255 gradient magnitude (Zeng et al.: 85 / 255).
+        canny_low: Canny hysteresis thresholds on the 0-255 L1 Sobel magnitude (Zeng et al.: 85 / 255).
         canny_high: See ``canny_low``.
-        hog_cell: HOG cell side in native pixels.
-        hog_orientations: HOG orientation bins.
+        canny_max_short_side: Canny runs on the image with its shorter side capped at this (bicubic), as Zeng
+            et al. do (500); 0 = the decoded size.
+        hog_cell: HOG cell side in pixels of the resized image (Zeng et al.: 8).
+        hog_orientations: HOG orientation bins (Zeng et al.: 9).
+        hog_short_side: HOG runs on the image with its shorter side resized to this, up or down (bicubic), as
+            Zeng et al. do (500), so a cell covers the same share of every scene; 0 = the decoded size.
         downup_size: ``downup``: shorter side the image is reduced to before going back to its native size.
         jpeg_quality: ``jpeg``: quality of the JPEG round trip.
         canonical_size: ``canonical``: every image becomes this square size (shorter side resized, center crop).
@@ -39,8 +43,10 @@ class AnatomyConfig:
     shuffle_seed: int = 0
     canny_low: float = 85.0
     canny_high: float = 255.0
+    canny_max_short_side: int = 500
     hog_cell: int = 8
     hog_orientations: int = 9
+    hog_short_side: int = 500
     downup_size: int = 32
     jpeg_quality: int = 75
     canonical_size: int = 256

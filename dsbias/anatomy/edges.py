@@ -1,73 +1,64 @@
-"""Canny edges (before augmentation, on the native PIL image): Zeng, Yin & Liu's "structure" transformation.
+"""Canny edges (before augmentation, on the decoded PIL image): Zeng, Yin & Liu's "structure" transformation.
 
-Their code calls OpenCV: 3x3 Gaussian blur, ``cv2.Canny(img, 85, 255)``, a binary edge map (YCD accuracy 71.0%).
-OpenCV is not a dependency of dsbias, so this is the same algorithm in numpy/scipy, with OpenCV's defaults:
-3x3 Sobel gradients, L1 magnitude ``|gx| + |gy|``, non-maximum suppression along the gradient direction
-quantised to 4 directions, and hysteresis (8-connected weak edges kept when they touch a strong one).
-Edge maps may differ from OpenCV's by a few pixels; the information kept is the same kind.
+Computed as their code computes it (``transformations/canny/transform.py`` in boyazeng/understand_bias), with the
+same OpenCV calls: the shorter side capped at 500 px (bicubic, :func:`~dsbias.anatomy.resize.cap_short_side`),
+``cv2.GaussianBlur(rgb, (3, 3), 0)`` on the 3-channel uint8 RGB array (sigma 0: OpenCV's fixed 3x3 kernel,
+``[1, 2, 1] / 4`` per axis, reflected borders), then ``cv2.Canny(blurred, 85, 255)``: 3x3 Sobel, L1 magnitude,
+non-maximum suppression, hysteresis. On a 3-channel input OpenCV takes, per pixel, the channel with the largest
+gradient, so a boundary between two colours of equal luma is an edge too (a luma-only Canny misses it and gives
+sparser maps). The result is binary (0 / 255), YCD accuracy 71.0% in the paper.
+
+Deliberate difference: the reference writes the edge maps to PNG files once and trains on those; here they are
+computed on the fly from the decoded image (same pixels, no files). The training view of the reference (random
+resized crop, no flip, no normalisation) is declared by the ``canny`` entry of
+:data:`dsbias.anatomy.transforms.TRANSFORMS` and honoured by the views.
+
+Needs OpenCV (``pip install 'dsbias[anatomy]'``, the headless wheel); ``data.transform=canny`` without it stops
+when the config loads.
 """
 
 from __future__ import annotations
 
 import numpy as np
 from PIL import Image
-from scipy import ndimage
+
+from dsbias.anatomy.resize import cap_short_side
 
 
-def canny(gray: np.ndarray, low: float, high: float) -> np.ndarray:
-    """Binary Canny edges of a 2-D grayscale array in 0..255.
+def canny_edges(rgb: np.ndarray, low: float, high: float) -> np.ndarray:
+    """Binary Canny edges of an RGB image, as ``cv2.Canny(cv2.GaussianBlur(rgb, (3, 3), 0), low, high)``.
 
     Args:
-        gray: ``[H, W]`` intensities (0..255).
-        low: Hysteresis low threshold on the L1 Sobel magnitude.
+        rgb: ``[H, W, 3]`` uint8.
+        low: Hysteresis low threshold on the L1 Sobel magnitude (of the largest-gradient channel).
         high: Hysteresis high threshold.
 
     Returns:
-        ``[H, W]`` bool edge map.
+        ``[H, W]`` uint8, 0 or 255.
     """
-    img = ndimage.gaussian_filter(gray.astype(np.float64), sigma=0.8, truncate=1.25, mode="reflect")  # 3x3
-    gx = ndimage.sobel(img, axis=1, mode="reflect")  # [H, W]
-    gy = ndimage.sobel(img, axis=0, mode="reflect")
-    mag = np.abs(gx) + np.abs(gy)
-    # Gradient direction quantised to 0, 45, 90, 135 degrees; compare with the two neighbours along it.
-    angle = (np.rad2deg(np.arctan2(gy, gx)) + 180.0) % 180.0
-    sector = (np.round(angle / 45.0).astype(np.int64)) % 4  # [H, W] in 0..3
-    padded = np.pad(mag, 1, mode="constant")
-    h, w = mag.shape
+    import cv2  # optional dependency (the anatomy extra); checked when the config loads
 
-    def shifted(dy: int, dx: int) -> np.ndarray:
-        return padded[1 + dy:1 + dy + h, 1 + dx:1 + dx + w]
-
-    # Sector 0: horizontal gradient -> left/right; 1: 45 deg (y down) -> diagonal; 2: vertical; 3: anti-diagonal.
-    offsets = {0: ((0, -1), (0, 1)), 1: ((-1, -1), (1, 1)), 2: ((-1, 0), (1, 0)), 3: ((-1, 1), (1, -1))}
-    keep = np.zeros_like(mag, dtype=bool)
-    for s, (a, b) in offsets.items():
-        sel = sector == s
-        keep |= sel & (mag > shifted(*a)) & (mag >= shifted(*b))
-    nms = np.where(keep, mag, 0.0)
-    strong = nms > high
-    weak = nms > low
-    labels, n = ndimage.label(weak, structure=np.ones((3, 3), dtype=bool))
-    if n == 0:
-        return np.zeros_like(weak)
-    has_strong = np.zeros(n + 1, dtype=bool)
-    has_strong[np.unique(labels[strong])] = True
-    has_strong[0] = False
-    return has_strong[labels]
+    blurred = cv2.GaussianBlur(np.ascontiguousarray(rgb), (3, 3), 0)
+    return cv2.Canny(blurred, low, high)
 
 
 class CannyEdges:
-    """PIL RGB -> PIL RGB binary edge map (white edges on black, three equal channels), same size. Deterministic."""
+    """PIL RGB -> PIL RGB binary edge map (white edges on black, three equal channels). Deterministic.
 
-    def __init__(self, low: float, high: float) -> None:
+    The output has the size of the capped image: the shorter side is at most ``max_short_side`` (500 in the
+    reference; 0 keeps the native size).
+    """
+
+    def __init__(self, low: float, high: float, max_short_side: int = 500) -> None:
         if not 0 <= low <= high:
             raise ValueError(f"data.anatomy.canny_low={low}, canny_high={high}: need 0 <= low <= high")
-        self.low, self.high = low, high
+        if max_short_side < 0:
+            raise ValueError(f"data.anatomy.canny_max_short_side={max_short_side}: must be >= 0 (0 = native size)")
+        self.low, self.high, self.max_short_side = low, high, max_short_side
 
     def __call__(self, img: Image.Image) -> Image.Image:
-        gray = np.asarray(img.convert("L"), dtype=np.float64)  # [H, W]
-        edges = canny(gray, self.low, self.high)
-        return Image.fromarray((edges * 255).astype(np.uint8), "L").convert("RGB")
+        rgb = np.asarray(cap_short_side(img.convert("RGB"), self.max_short_side))  # [H, W, 3] uint8
+        return Image.fromarray(canny_edges(rgb, self.low, self.high), "L").convert("RGB")
 
     def __repr__(self) -> str:
-        return f"CannyEdges(low={self.low}, high={self.high})"
+        return f"CannyEdges(low={self.low}, high={self.high}, max_short_side={self.max_short_side})"

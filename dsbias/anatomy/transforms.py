@@ -4,29 +4,37 @@
 train AND val images, so accuracy under a transformation measures what the kept information alone is worth.
 Each declares *where* it applies, following Zeng et al.'s Table 2:
 
-- ``pil`` stage: on the decoded native PIL image, before any augmentation (crop, flip, RandAugment);
+- ``pil`` stage: on the decoded PIL image (after the load-time cap ``data.max_short_side``, if any), before any
+  augmentation (crop, flip, RandAugment);
 - ``tensor`` stage: on the network-size ``[3, H, W]`` tensor in [0, 1], after augmentation and ``ToTensor``,
   before ``Normalize`` (so normalisation is the same in train and eval, unlike the original ``seg`` case).
 
-and whether RandAugment stays on (``keep_randaug``; a composition keeps it only if every part does).
-Within a stage, parts run in the order written.
+and the rest of the reference's training view for it: whether RandAugment stays on (``keep_randaug``),
+whether the random horizontal flip stays on (``flip``) and whether the network input is normalised with the
+ImageNet mean and std (``normalize``; off, the input stays in [0, 1]). Zeng et al. train edge maps with a
+random resized crop only (no flip, no normalisation), HOG and the frequency filters with crop and flip but no
+normalisation, and evaluate all four without normalisation. A composition keeps each of the three only if every
+part does. Within a stage, parts run in the order written.
 
-==========================  ======  =========  =======================================================
-name                        stage   RandAug    keeps
-==========================  ======  =========  =======================================================
-``grayscale``               pil     yes        luma only (three equal channels)
-``mean_rgb``                pil     yes        the image's mean colour (a constant image)
-``jpeg``                    pil     yes        everything, after a JPEG round trip at ``jpeg_quality``
-``downup``                  pil     yes        detail coarser than ``downup_size`` (shorter side)
-``canonical``               pil     yes        content at one size and codec (the re-encode control)
-``canny``                   pil     no         binary edges (``canny_low`` / ``canny_high``)
-``hog``                     pil     no         HOG visualisation (``hog_cell``, ``hog_orientations``)
-``lpf`` / ``hpf``           tensor  no         grayscale below / above ``freq_threshold`` (``filter``)
-``pixel_shuffle_fixed``     tensor  yes        pixel values, one permutation for all images
-``pixel_shuffle_random``    tensor  yes        pixel values, a permutation per image
-``patch_shuffle_fixed``     tensor  yes        ``patch_size`` tiles, one permutation for all images
-``patch_shuffle_random``    tensor  yes        ``patch_size`` tiles, a permutation per image
-==========================  ======  =========  =======================================================
+==========================  ======  =======  ====  ====  ===================================================
+name                        stage   RandAug  flip  norm  keeps
+==========================  ======  =======  ====  ====  ===================================================
+``grayscale``               pil     yes      yes   yes   luma only (three equal channels)
+``mean_rgb``                pil     yes      yes   yes   the image's mean colour (a constant image)
+``jpeg``                    pil     yes      yes   yes   everything, after a JPEG round trip at ``jpeg_quality``
+``downup``                  pil     yes      yes   yes   detail coarser than ``downup_size`` (shorter side)
+``canonical``               pil     yes      yes   yes   content at one size and codec (the re-encode control)
+``canny``                   pil     no       no    no    binary edges, OpenCV on RGB (``canny_low`` / ``_high``)
+``hog``                     pil     no       yes   no    HOG picture at 500 px (``hog_cell``, ``hog_orientations``)
+``lpf`` / ``hpf``           tensor  no       yes   no    grayscale below / above ``freq_threshold`` (``filter``)
+``pixel_shuffle_fixed``     tensor  yes      yes   yes   pixel values, one permutation for all images
+``pixel_shuffle_random``    tensor  yes      yes   yes   pixel values, a permutation per image
+``patch_shuffle_fixed``     tensor  yes      yes   yes   ``patch_size`` tiles, one permutation for all images
+``patch_shuffle_random``    tensor  yes      yes   yes   ``patch_size`` tiles, a permutation per image
+==========================  ======  =======  ====  ====  ===================================================
+
+``canny`` needs OpenCV and ``hog`` OpenCV and scikit-image: the ``anatomy`` extra (``pip install
+'dsbias[anatomy]'``); without it they stop when the config loads.
 
 The original code's names (``fixed_pixel_shuffle``, ``random_patch_shuffle``...) are accepted as aliases.
 Model-based transformations (``seg``, ``det``, ``sam``, ``depth``, ``vae``, ``caption``, ``uncon_gen``,
@@ -37,18 +45,22 @@ Wiring (every view that feeds a network, train and eval, must use the same ``Ana
 
     a = create_anatomy_transforms(cfg.data)
     # eval / feature extraction (dsbias.features.extract):
-    create_eval_transform(size, crop_pct, mean, std, pil_fn=a.pil, tensor_fn=a.tensor)
+    create_eval_transform(size, crop_pct, *a.normalization(mean, std), pil_fn=a.pil, tensor_fn=a.tensor)
     # supervised training view (timm create_transform(..., separate=True) -> primary, secondary, final):
     a.compose([primary, secondary, corruption], final, randaug=secondary)
     # a view built from an existing eval Compose [Resize, CenterCrop, Compose(ToTensor, Normalize)]:
     a.compose([resize, center_crop, corruption], to_tensor_normalize)
 
 ``compose`` puts ``a.pil`` first, drops ``randaug`` when ``keep_randaug`` is false, and inserts ``a.tensor``
-right after the ``ToTensor`` inside ``final``. Mixup/CutMix act on batches and are not affected.
+right after the ``ToTensor`` inside ``final``. The views read ``a.flip`` (timm's ``hflip`` set to 0 when false)
+and ``a.normalization(mean, std)`` (the mean and std to normalise with: ``(0, 0, 0), (1, 1, 1)`` when
+``normalize`` is false, so the input stays in [0, 1] and ``backbone.json`` records what was done).
+Mixup/CutMix act on batches and are not affected.
 """
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -74,12 +86,25 @@ class TransformSettings(Protocol):
 
 @dataclass(frozen=True)
 class TransformSpec:
-    """One named transformation: where it applies, whether RandAugment stays on, and how to build it."""
+    """One named transformation: where it applies, the training view it gets, what it needs, how to build it.
+
+    Attributes:
+        name: Its ``data.transform`` name.
+        stage: ``pil`` (before augmentation) or ``tensor`` (after augmentation, before ``Normalize``).
+        keep_randaug: RandAugment stays in the training view.
+        build: Makes the transformation from ``data.anatomy``.
+        flip: The random horizontal flip stays in the training view.
+        normalize: The network input is normalised (ImageNet mean and std); false keeps it in [0, 1].
+        requires: Modules of the ``anatomy`` extra it imports.
+    """
 
     name: str
-    stage: str  # "pil" (before augmentation) or "tensor" (after augmentation, before Normalize)
+    stage: str
     keep_randaug: bool
     build: Callable[[AnatomyConfig], Callable[[Any], Any]]
+    flip: bool = True
+    normalize: bool = True
+    requires: tuple[str, ...] = ()
 
 
 def _freq(highpass: bool) -> Callable[[AnatomyConfig], FrequencyFilter]:
@@ -97,15 +122,20 @@ TRANSFORMS: dict[str, TransformSpec] = {s.name: s for s in [
     TransformSpec("downup", "pil", True, lambda a: DownUp(a.downup_size)),
     TransformSpec("canonical", "pil", True,
                   lambda a: Canonicalize(a.canonical_size, a.canonical_format, a.canonical_quality)),
-    TransformSpec("canny", "pil", False, lambda a: CannyEdges(a.canny_low, a.canny_high)),
-    TransformSpec("hog", "pil", False, lambda a: HOGImage(a.hog_cell, a.hog_orientations)),
-    TransformSpec("lpf", "tensor", False, _freq(highpass=False)),
-    TransformSpec("hpf", "tensor", False, _freq(highpass=True)),
+    # Zeng et al.'s views: canny (like seg) gets a random resized crop only; hog and the filters keep the flip;
+    # none of the four is normalised, in training or evaluation (understand_bias dataset.py, build_transform).
+    TransformSpec("canny", "pil", False, lambda a: CannyEdges(a.canny_low, a.canny_high, a.canny_max_short_side),
+                  flip=False, normalize=False, requires=("cv2",)),
+    TransformSpec("hog", "pil", False, lambda a: HOGImage(a.hog_cell, a.hog_orientations, a.hog_short_side),
+                  normalize=False, requires=("cv2", "skimage")),
+    TransformSpec("lpf", "tensor", False, _freq(highpass=False), normalize=False),
+    TransformSpec("hpf", "tensor", False, _freq(highpass=True), normalize=False),
     TransformSpec("pixel_shuffle_fixed", "tensor", True, _shuffle(pixel=True, fixed=True)),
     TransformSpec("pixel_shuffle_random", "tensor", True, _shuffle(pixel=True, fixed=False)),
     TransformSpec("patch_shuffle_fixed", "tensor", True, _shuffle(pixel=False, fixed=True)),
     TransformSpec("patch_shuffle_random", "tensor", True, _shuffle(pixel=False, fixed=False)),
 ]}
+_PACKAGES = {"cv2": "OpenCV (opencv-python-headless)", "skimage": "scikit-image"}
 ALIASES = {f"{order}_{kind}_shuffle": f"{kind}_shuffle_{order}"
            for order in ("fixed", "random") for kind in ("pixel", "patch")}
 # Recognised, not built in: what each needs.
@@ -118,7 +148,7 @@ NEEDS_MODEL = {
     "caption": "a captioning model and a text classifier (Zeng et al.: LLaVA-1.5 + Sentence-T5)",
     "uncon_gen": "a generative model trained per source (Zeng et al.: DiT-B/2)",
     "text_to_image": "a text-to-image model and captions (Zeng et al.: SDXL-Turbo)",
-    "sift": "OpenCV's SIFT (OpenCV is not a dsbias dependency)",
+    "sift": "OpenCV's SIFT keypoints drawn on black (Zeng et al.)",
 }
 
 
@@ -126,7 +156,8 @@ def parse_transform(spec: str) -> list[TransformSpec]:
     """The parts of a ``data.transform`` string, in order (``""`` -> ``[]``).
 
     Raises:
-        ValueError: An unknown or repeated name, or a model-based one (the message says what it needs).
+        ValueError: An unknown or repeated name, a model-based one (the message says what it needs), or one whose
+            optional dependencies are not installed.
     """
     names = [n.strip() for n in spec.split("+")] if spec.strip() else []
     out: list[TransformSpec] = []
@@ -141,6 +172,10 @@ def parse_transform(spec: str) -> list[TransformSpec]:
             raise ValueError(f"data.transform={spec}: unknown transformation '{raw}'; known: {known}")
         if any(p.name == name for p in out):
             raise ValueError(f"data.transform={spec}: '{name}' appears twice")
+        missing = [m for m in TRANSFORMS[name].requires if importlib.util.find_spec(m) is None]
+        if missing:
+            raise ValueError(f"data.transform={spec}: '{name}' needs {' and '.join(_PACKAGES[m] for m in missing)}, "
+                             "not installed: pip install 'dsbias[anatomy]'")
         out.append(TRANSFORMS[name])
     return out
 
@@ -175,16 +210,27 @@ class AnatomyTransforms:
         tensor: ``[3, H, W]`` in [0, 1] -> same, applied right after ``ToTensor`` (None: nothing).
         keep_randaug: Whether the training view keeps RandAugment (Zeng et al. Table 2).
         names: The parts, in order (``[]`` = the reference, no transformation).
+        flip: Whether the training view keeps the random horizontal flip.
+        normalize: Whether views normalise the input (see :meth:`normalization`).
     """
 
     pil: Callable[[Any], Any] | None
     tensor: Callable[[Any], Any] | None
     keep_randaug: bool
     names: list[str]
+    flip: bool = True
+    normalize: bool = True
 
     def __iter__(self):
         """Unpack as ``pil_fn, tensor_fn, keep_randaug``."""
         return iter((self.pil, self.tensor, self.keep_randaug))
+
+    def normalization(
+        self, mean: tuple[float, ...], std: tuple[float, ...]
+    ) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """The ``(mean, std)`` a view normalises with: the given ones, or ``(0, 0, 0), (1, 1, 1)`` (the input
+        stays in [0, 1]) when the transformation is not normalised."""
+        return (mean, std) if self.normalize else ((0.0,) * len(mean), (1.0,) * len(std))
 
     def compose(
         self, augment: Sequence[Callable[[Any], Any]], final: Callable[[Any], Any], randaug: Callable | None = None
@@ -206,8 +252,8 @@ def create_anatomy_transforms(data: TransformSettings) -> AnatomyTransforms:
     """Build ``data.transform`` with ``data.anatomy``'s parameters.
 
     Returns:
-        ``AnatomyTransforms(pil, tensor, keep_randaug, names)``; unpacks as ``pil_fn, tensor_fn, keep_randaug``.
-        With ``data.transform == ""`` both functions are None and RandAugment stays on.
+        ``AnatomyTransforms(pil, tensor, keep_randaug, names, flip, normalize)``; unpacks as ``pil_fn, tensor_fn,
+        keep_randaug``. With ``data.transform == ""`` both functions are None and the view is unchanged.
 
     Raises:
         ValueError: An unknown name or a bad parameter (the message names the config key).
@@ -222,5 +268,6 @@ def create_anatomy_transforms(data: TransformSettings) -> AnatomyTransforms:
     def chain(fns: list[Callable[[Any], Any]]) -> Callable[[Any], Any] | None:
         return None if not fns else fns[0] if len(fns) == 1 else T.Compose(fns)
 
-    return AnatomyTransforms(pil=chain(pil), tensor=chain(tensor),
-                             keep_randaug=all(p.keep_randaug for p in parts), names=[p.name for p in parts])
+    return AnatomyTransforms(pil=chain(pil), tensor=chain(tensor), keep_randaug=all(p.keep_randaug for p in parts),
+                             names=[p.name for p in parts], flip=all(p.flip for p in parts),
+                             normalize=all(p.normalize for p in parts))

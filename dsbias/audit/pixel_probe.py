@@ -27,7 +27,7 @@ from dsbias.anatomy.transforms import create_anatomy_transforms
 from dsbias.data.config import DataConfig
 from dsbias.data.dataset import MixedDataset
 from dsbias.data.manifest import Manifest
-from dsbias.data.views import create_eval_transform
+from dsbias.data.views import IMAGENET_MEAN, IMAGENET_STD, create_eval_transform
 from dsbias.log import progress
 from dsbias.stats import DEFF_SHOWN, classification_report, format_p, holm, verdict
 
@@ -68,7 +68,8 @@ def pixel_probe_table(manifest: Manifest, data: DataConfig, transforms: tuple[st
     for name in progress(transforms, desc="transformations"):
         cfg = dataclasses.replace(data, transform=name)
         a = create_anatomy_transforms(cfg)
-        view = create_eval_transform(data.image_size, data.crop_pct, pil_fn=a.pil, tensor_fn=a.tensor)
+        view = create_eval_transform(data.image_size, data.crop_pct, *a.normalization(IMAGENET_MEAN, IMAGENET_STD),
+                                     pil_fn=a.pil, tensor_fn=a.tensor)
         xtr, ytr, _ = _features(manifest, cfg, "train", view, workers)
         xva, yva, gva = _features(manifest, cfg, "val", view, workers)
         with threadpool_limits(limits=1):  # small fit; OpenMP spinning on a busy machine only slows it down

@@ -43,10 +43,13 @@ class Timing:
         return f"{self.min:.3g}-{self.max:.3g}"
 
 
-def time_it(fn: Callable[[], Any], repeat: int = 3, warmup: int = 0) -> tuple[Timing, Any]:
+def time_it(fn: Callable[[], Any], repeat: int = 3, warmup: int = 0,
+            clock: Callable[[], float] = time.perf_counter) -> tuple[Timing, Any]:
     """Call ``fn`` ``warmup`` times untimed, then ``repeat`` times timed; return the timing and the last result.
 
-    CUDA work is synchronised before each clock reading, so a GPU repeat is timed to its end.
+    CUDA work is synchronised before each clock reading, so a GPU repeat is timed to its end. ``clock`` may be
+    ``time.process_time``: this process's CPU seconds, which other processes' load on a shared machine barely
+    changes (wall time is what a user waits for; CPU time is what a dedicated machine would need).
     """
     sync = torch.cuda.synchronize if torch.cuda.is_available() else (lambda: None)
     out = None
@@ -55,11 +58,25 @@ def time_it(fn: Callable[[], Any], repeat: int = 3, warmup: int = 0) -> tuple[Ti
     sync()
     seconds = []
     for _ in range(repeat):
-        t = time.perf_counter()
+        t = clock()
         out = fn()
         sync()
-        seconds.append(time.perf_counter() - t)
+        seconds.append(clock() - t)
     return Timing.of(seconds), out
+
+
+def time_round_robin(fns: dict[str, Callable[[], Any]], repeat: int = 3, warmup: int = 0,
+                     clock: Callable[[], float] = time.perf_counter) -> dict[str, Timing]:
+    """:func:`time_it` for several alternatives at once, one call of each per round, so that a change of load on
+    a shared machine during the measurement hits them all alike (their ratios are what is compared)."""
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    seconds: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeat):
+        for name, fn in fns.items():
+            seconds[name].append(time_it(fn, repeat=1, clock=clock)[0].median)
+    return {name: Timing.of(s) for name, s in seconds.items()}
 
 
 def machine_line() -> str:

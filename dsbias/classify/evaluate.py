@@ -100,3 +100,28 @@ class Evaluator:
                                    desc=f"val @{step}")
         self.step = step
         return {"val_top1": self.predictions.top1}
+
+
+def best_val(records: list[dict[str, Any]], final_top1: float, final_step: int) -> dict[str, Any]:
+    """The best val top-1 among the evaluations made during training, and its step: what Liu & He's and Zeng et
+    al.'s code report as ``max_accuracy``.
+
+    It is chosen on val, so it is optimistic (the maximum of noisy measurements on the very images it is
+    reported on); ``metrics.json``'s ``top1`` stays the final step's, the honest number. Both are given so a
+    comparison with a paper's table can say which one it compares.
+
+    Args:
+        records: ``log.jsonl`` records; those with ``eval/val_top1`` (written every ``classify.eval_every``
+            steps and at the end) are used.
+        final_top1: The final evaluation, counted too (it may have been made after the log's last one).
+        final_step: Its step.
+
+    Returns:
+        ``best_val_top1``, ``best_val_step`` (the first step that reached it), ``best_val_chosen_on`` (``"val"``)
+        and ``val_evals`` (how many evaluations the maximum is over).
+    """
+    evals = {int(r["step"]): float(r["eval/val_top1"]) for r in records if "eval/val_top1" in r and "step" in r}
+    evals[int(final_step)] = float(final_top1)
+    step = min(evals, key=lambda s: (-evals[s], s))
+    return {"best_val_top1": evals[step], "best_val_step": step, "best_val_chosen_on": "val",
+            "val_evals": len(evals)}

@@ -1,7 +1,8 @@
-"""``python tools/study.py --study NAME [--tiny] [--seeds N] [--out DIR] [--launcher CMD] [overrides...]``
+"""``python tools/study.py --study NAME [--tiny] [--only ROWS] [--seeds N] [--out DIR] [--launcher CMD] [overrides...]``
 
 Run a named study (a grid of ordinary runs, after Liu & He's tables) and write report.md, figures and
-results.csv. ``--tiny`` is the CPU preset (toy sources, small runs).
+results.csv. ``--tiny`` is the CPU preset (toy sources, small runs). ``--study backbones`` takes
+``backbones=[SPEC, {backbone: SPEC, weights: FILE}, ...]`` (or ``backbones=FILE.yaml``).
 """
 
 from __future__ import annotations
@@ -11,10 +12,11 @@ from pathlib import Path
 
 from dsbias.cli import args as cli
 from dsbias.config import load_config
+from dsbias.studies.backbones import parse_backbones
 from dsbias.studies.catalogue import STUDIES
 from dsbias.studies.report import write_report
 from dsbias.studies.runner import run_study
-from dsbias.typedconfig import find_preset
+from dsbias.typedconfig import find_preset, parse_override
 
 
 @cli.guarded
@@ -25,16 +27,21 @@ def main(argv: list[str]) -> int:
     p.add_argument("--seeds", type=int, default=1, help="repeats per cell (data resample + init)")
     p.add_argument("--launcher", default="", help="training command prefix, e.g. 'accelerate launch'")
     p.add_argument("--no-baselines", action="store_true", help="skip the metadata / tiny-image baselines")
+    p.add_argument("--only", default="", help="comma-separated row labels to run, e.g. reference,canny,hog")
     args = cli.parse(p, argv)
-    base = list(args.overrides)  # passed to every run, as given
+    # `backbones=[...]` is the backbones study's list, not a config key: every other override goes to every run.
+    picked = [o for o in args.overrides if o.startswith("backbones=")]
+    backbones = parse_backbones(parse_override(picked[-1])["backbones"]) if picked else ()
+    base = [o for o in args.overrides if not o.startswith("backbones=")]
     if args.tiny and not any(o.startswith("data=") or o.startswith("data.sources") for o in base):
         base.insert(0, "data=toy4")
     cfg = load_config(args.config or find_preset("classify/default"), base)
     if args.config:
         base = ["--config", args.config, *base]
     out = Path(args.out or f"out/study-{args.study}")
+    only = [o.strip() for o in args.only.split(",") if o.strip()] or None
     rows = run_study(args.study, out, cfg, base, seeds=args.seeds, tiny=args.tiny, launcher=args.launcher,
-                     baselines=not args.no_baselines)
+                     baselines=not args.no_baselines, backbones=backbones, only=only)
     report = write_report(args.study, rows, out, shlex.join(["python", "tools/study.py", *argv]))
     print(f"report: {report}\nresults: {out / 'results.csv'}")
     return 0

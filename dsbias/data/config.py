@@ -21,14 +21,22 @@ class SourceConfig:
             expands to several sources names each one after its subfolder or ``source`` column value.
         kind: ``folder`` (all images under ``path``, recursively), ``imagefolder`` (``path/{train,val}/<source>/``:
             one entry gives every source and the official split), ``webdataset`` (``.tar`` shards),
-            ``list`` (a ``.txt``/``.csv``/``.parquet`` file of image paths) or ``toy`` (procedural, no files).
+            ``list`` (a ``.txt``/``.csv``/``.parquet`` file of image paths), ``parquet`` (parquet files with the
+            encoded image in a column), ``hf`` (a Hugging Face ``datasets`` dataset on disk) or ``toy``
+            (procedural, no files).
         path: ``folder``/``imagefolder``: root directory. ``webdataset``: shard pattern with braces or globs
-            (``/data/cc/{00000..00099}.tar``, ``/data/cc/*.tar``). ``list``: the list file.
-        select: ``imagefolder``/``list``: only these sources (subfolders / ``source`` column values); empty means
-            all found, sorted. An entry selecting exactly one keeps its own ``name``.
+            (``/data/cc/{00000..00099}.tar``, ``/data/cc/*.tar``). ``list``: the list file. ``parquet``: a file,
+            a directory (every ``*.parquet`` under it) or a glob (``/data/cc/train-*.parquet``). ``hf``: the
+            directory of ``save_to_disk``, or a local dataset directory ``datasets.load_dataset`` reads.
+        select: ``imagefolder``/``list``/``parquet``/``hf``: only these sources (subfolders / ``source`` column
+            values); empty means all found, sorted. An entry selecting exactly one keeps its own ``name``.
         root: ``list``: directory that relative paths in the file are joined to (default: the file's folder).
         path_column: ``list`` (csv/parquet): column holding the image path.
-        source_column: ``list`` (csv/parquet): column holding the source name; used when the file has it.
+        source_column: ``list``/``parquet``/``hf``: column holding the source name; used when the data has it
+            (``''``: never). A class-label column gives its class names.
+        image_column: ``parquet``/``hf``: column holding the encoded image (binary or a ``{bytes, path}``
+            struct, the ``datasets`` Image feature); empty means the first such column.
+        split: ``hf``: the split to read (``train``...); may be empty when the dataset has one split.
         bias: Toy only: strength of this source's capture signature; 0 makes all toy sources identical.
         signature: Toy only: which capture effects carry the signature
             (``color``, ``noise``, ``blur``, ``jpeg``, ``size``).
@@ -47,6 +55,8 @@ class SourceConfig:
     root: str | None = None
     path_column: str = "path"
     source_column: str = "source"
+    image_column: str = ""
+    split: str = ""
     bias: float = 0.5
     signature: list[str] = field(default_factory=lambda: ["color", "noise", "blur", "jpeg"])
     signature_id: int | None = None
@@ -116,6 +126,10 @@ class DataConfig:
         allow_fewer: A source with fewer usable images than asked gives all it has (and says so)
             instead of stopping the run.
         max_pixels: Images with more pixels are skipped as decompression bombs.
+        max_short_side: Load-time cap: every decoded image whose shorter side is longer is resized to it
+            (bicubic, aspect kept; the same kernel as ``tools/prepare.py``) before anything else sees it, in
+            training, evaluation and extraction alike. Liu & He's 500 px; 0 = off (native size). Recorded in
+            the manifest summary; preparing shards once is faster (see docs/data.md).
         num_workers: DataLoader worker processes per training process.
         manifest: A manifest written by ``tools/manifest.py`` (``.../manifest.jsonl``): runs read exactly its rows
             instead of sampling; its sources must match ``sources``.
@@ -142,6 +156,7 @@ class DataConfig:
     pseudo: int = 0
     allow_fewer: bool = False
     max_pixels: int = 100_000_000
+    max_short_side: int = 0
     num_workers: int = 2
     manifest: str | None = None
     group: GroupConfig = field(default_factory=GroupConfig)
@@ -159,6 +174,13 @@ class DataConfig:
         for i, s in enumerate(self.sources):
             if not s.name:
                 raise ConfigError(f"data.sources[{i}].name: empty")
+            # Keys that only some kinds read: set on another kind they would silently do nothing.
+            if s.split and s.kind != "hf":
+                raise ConfigError(f"data.sources[{i}].split: only hf sources have splits (this one is {s.kind}); "
+                                  "pick parquet files by path, e.g. '/data/x/test-*.parquet'")
+            if s.image_column and s.kind not in ("parquet", "hf"):
+                raise ConfigError(f"data.sources[{i}].image_column: only parquet and hf sources have image columns "
+                                  f"(this one is {s.kind})")
         if len(set(names)) != len(names):
             raise ConfigError(f"data.sources: duplicate names {names}")
         if self.pseudo == 1 or self.pseudo < 0:
@@ -173,6 +195,8 @@ class DataConfig:
             raise ConfigError(f"data.image_size={self.image_size}: too small")
         if not 0 < self.crop_pct <= 1:
             raise ConfigError(f"data.crop_pct={self.crop_pct}: must be in (0, 1]")
+        if self.max_short_side < 0:
+            raise ConfigError(f"data.max_short_side={self.max_short_side}: use 0 (off) or a side in pixels (500)")
         if self.transform:
             from dsbias.anatomy.transforms import create_anatomy_transforms
 

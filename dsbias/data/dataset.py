@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from dsbias.anatomy.resize import cap_short_side
 from dsbias.data.config import DataConfig
 from dsbias.data.decode import DecodeError
 from dsbias.data.manifest import Manifest
@@ -22,6 +23,10 @@ class MixedDataset(Dataset):
     ``__getitem__(i)`` returns ``(views, source_id, index)``: ``views`` is whatever ``transform`` makes of the
     RGB image (a tensor, or a list of tensors for multi-view methods), ``source_id`` an int64 label and
     ``index`` the manifest row, carried end to end so features are written by row, whatever the sampler.
+
+    Every image that reaches a network is read here, so this is where the load-time cap ``data.max_short_side``
+    applies (:func:`dsbias.anatomy.resize.cap_short_side`, the kernel of ``tools/prepare.py``): once, before
+    the transform. It has no default, so no caller can forget it.
     """
 
     def __init__(
@@ -30,6 +35,8 @@ class MixedDataset(Dataset):
         split: str,
         transform: Callable[[Any], Any],
         readers: dict[str, Source],
+        *,
+        max_short_side: int,
     ) -> None:
         self.rows = [manifest.rows[i] for i in manifest.split_indices(split)]
         self.index = np.array([r["index"] for r in self.rows], dtype=np.int64)
@@ -38,11 +45,12 @@ class MixedDataset(Dataset):
         self.split = split
         self.transform = transform
         self.readers = readers
+        self.max_short_side = max_short_side
 
     @classmethod
     def from_config(cls, manifest: Manifest, split: str, transform: Callable, data: DataConfig) -> MixedDataset:
-        """Build the readers from the data config the manifest was drawn with."""
-        return cls(manifest, split, transform, create_sources(data))
+        """Build the readers (and the load-time cap) from the data config the manifest was drawn with."""
+        return cls(manifest, split, transform, create_sources(data), max_short_side=data.max_short_side)
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -55,4 +63,5 @@ class MixedDataset(Dataset):
             # It decoded when the manifest was drawn: the file changed since. Never substitute an image.
             raise RuntimeError(f"{row['origin']}: {row['item']} no longer decodes ({e}); "
                                "rebuild the manifest") from None
+        img = cap_short_side(img, self.max_short_side)
         return self.transform(img), torch.tensor(row["source_id"]), torch.tensor(row["index"])

@@ -136,10 +136,16 @@ def build_manifest(data: DataConfig) -> Manifest:
                              "origin": origin, "item": item, "group": group, "width": info.width,
                              "height": info.height,
                              "format": info.format, "bytes": info.bytes, "sha1": info.sha1, "mode": info.mode})
+    cap = data.max_short_side
+    above = Counter(r["source"] for r in rows if cap and min(r["width"], r["height"]) > cap)
     summary = {"seed": data.seed, "requested": {"train": data.per_source.train, "val": data.per_source.val},
                "obtained": obtained, "skipped": d.skipped, "duplicates": d.duplicates, "pseudo": data.pseudo,
                "source_kinds": {s.name: s.kind for s in expanded.sources},
                "groups": {"by": to_dict(data.group), **d.group_summary} if d.groups is not None else None,
+               # The load-time cap, and per source how many rows are natively larger (resized when read,
+               # unless their stored copy is already smaller, as in shards from tools/prepare.py).
+               "max_short_side": cap,
+               "native_above_cap": {lab: above[lab] for lab in d.labels} if cap else {},
                "build_seconds": round(time.perf_counter() - t0, 3), "data": to_dict(data)}
     return Manifest(sources=d.labels, rows=rows, summary=summary)
 
@@ -157,6 +163,11 @@ def _given_manifest(data: DataConfig, path: Path) -> Manifest:
     if given.sources != want:
         raise ValueError(f"data.manifest={data.manifest}: its sources {given.sources} differ from the config's "
                          f"{want} (same names, same order)")
+    drawn_cap = given.summary.get("max_short_side", 0)
+    if drawn_cap != data.max_short_side:
+        raise ValueError(f"data.manifest={data.manifest} was drawn with data.max_short_side={drawn_cap}, this config "
+                         f"has {data.max_short_side}: set data.max_short_side={drawn_cap}, or draw it again with "
+                         f"tools/manifest.py data.max_short_side={data.max_short_side} (the same rows)")
     kinds = given.summary.get("source_kinds", {})
     expanded = {s.name: s.kind for s in expand_sources(data).sources}
     bad = sorted(n for n in kinds if n in expanded and kinds[n] != expanded[n])
@@ -206,8 +217,9 @@ def load_or_build_manifest(data: DataConfig, path: str | Path) -> Manifest:
     if path.exists() and path.with_suffix(".json").exists():
         manifest = Manifest.load(path)
         # Keys that change how images are used, not which are drawn, may differ (a transform, workers...).
+        # max_short_side is a sampling key: the manifest records how its images are read (older ones: off).
         old, new = ({k: v for k, v in d.items() if k not in NOT_SAMPLING_KEYS}
-                    for d in (_with_defaults(manifest.summary.get("data", {})), to_dict(data)))
+                    for d in (_with_defaults({"max_short_side": 0, **manifest.summary.get("data", {})}), to_dict(data)))
         changed = sorted({k.split(".")[0] for k in diff_keys(old, new)})
         if changed:
             raise ValueError(f"{path} was drawn with another data config "
@@ -232,6 +244,9 @@ def summary_text(manifest: Manifest, path: str | Path) -> str:
         ob = s["obtained"][lab]
         lines.append(f"{lab:<16}{ob['train']:>7}{ob['val']:>6}  {w[len(w) // 2]:>5}x{h[len(h) // 2]:<5}  "
                      f"{', '.join(f'{f} {n}' for f, n in fmts)}; {s['skipped'].get(origin) or '-'}")
+    if s.get("max_short_side"):
+        above = ", ".join(f"{lab} {n}" for lab, n in s.get("native_above_cap", {}).items())
+        lines.append(f"load-time cap: shorter side <= {s['max_short_side']} px (natively larger: {above})")
     dup = s.get("duplicates", {})
     lines.append(f"duplicates ({dup.get('policy')}): cross-source {dup.get('cross_source', 0)}, "
                  f"cross-split {dup.get('cross_split', 0)}, within-source {dup.get('within_source', 0)}; "

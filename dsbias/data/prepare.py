@@ -1,10 +1,12 @@
-"""``tools/prepare.py``: write sources to webdataset shards the way Liu & He preprocessed them.
+"""``tools/prepare.py``: write sources to webdataset (or parquet) shards the way Liu & He preprocessed them.
 
 Every usable image of each source (in its seeded order, so shards are shuffled) becomes ``<key>.<ext>`` +
 ``<key>.json`` in ``<out>/<source>/<source>-NNNNN.tar``. The paper's policy is the default: an image whose
 shorter side exceeds 500 px is resized to 500 (bicubic) and saved as PNG; any other image keeps its original
 bytes. The ``.json`` records the native ``original_width``, ``original_height``, ``original_format``,
 ``original_bytes`` and ``original_sha1`` (read back by the ``webdataset`` kind as the manifest's native size).
+With ``format="parquet"`` each image is a row of ``<out>/<source>/<source>-NNNNN.parquet`` with the same fields
+as columns (:mod:`dsbias.data.parquet_writer`), read back by the ``parquet`` kind.
 
 Controls for the low-level "fingerprint" critique (notes §9, §10): ``--reencode jpeg|png|webp`` writes every
 image with one codec and quality; ``--size N`` resizes every image to shorter side N (up or down, one
@@ -21,13 +23,14 @@ import tarfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
-from PIL import Image
 
+from dsbias.anatomy.resize import RESAMPLE, short_side_size
 from dsbias.data.config import DataConfig
 from dsbias.data.decode import DecodeError, decode_image
+from dsbias.data.parquet_writer import ParquetShardWriter
 from dsbias.data.sources.registry import create_sources, expand_sources
 from dsbias.log import progress
 from dsbias.runs import write_json, write_text
@@ -51,6 +54,8 @@ class PrepareOptions:
         quality: JPEG/WebP quality of a re-encode.
         shard_size: Images per shard.
         limit: Images per source (0: all; a toy source needs a limit).
+        format: ``tar`` (webdataset shards) or ``parquet`` (the Hugging Face layout; needs the parquet extra).
+        row_group_size: Parquet only: rows per row group (reading one image reads its row group's images).
     """
 
     short_side: int = 500
@@ -60,21 +65,26 @@ class PrepareOptions:
     quality: int = 90
     shard_size: int = 1000
     limit: int = 0
+    format: Literal["tar", "parquet"] = "tar"
+    row_group_size: int = 10
 
 
 def target_size(w: int, h: int, opts: PrepareOptions) -> tuple[int, int] | None:
-    """The ``(width, height)`` to resize to, or None to keep the image's size."""
-    scale = 1.0
-    short = min(w, h)
+    """The ``(width, height)`` to resize to, or None to keep the image's size.
+
+    The shorter-side rule is the one of the load-time cap ``data.max_short_side`` and of Zeng et al.'s
+    ``transforms.Resize(500)`` (:func:`dsbias.anatomy.resize.short_side_size`: the longer side truncated), so
+    shards prepared here hold the pixels a run with the cap would read.
+    """
+    size = (w, h)
     if opts.size:
-        scale = opts.size / short
-    elif opts.short_side and short > opts.short_side:
-        scale = opts.short_side / short
-    if opts.max_side and max(w, h) * scale > opts.max_side:
+        size = short_side_size(w, h, opts.size)
+    elif opts.short_side and min(w, h) > opts.short_side:
+        size = short_side_size(w, h, opts.short_side)
+    if opts.max_side and max(size) > opts.max_side:
         scale = opts.max_side / max(w, h)
-    if scale == 1.0:
-        return None
-    return max(1, round(w * scale)), max(1, round(h * scale))
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return None if size == (w, h) else size
 
 
 def convert(raw: bytes, opts: PrepareOptions, max_pixels: int) -> tuple[bytes, str, dict[str, Any]]:
@@ -86,7 +96,7 @@ def convert(raw: bytes, opts: PrepareOptions, max_pixels: int) -> tuple[bytes, s
     if size is None and opts.reencode is None:
         return raw, _EXT.get(info.format, "img"), {**meta, "width": info.width, "height": info.height}
     if size is not None:
-        img = img.resize(size, Image.Resampling.BICUBIC)
+        img = img.resize(size, RESAMPLE)  # the load-time cap's kernel (dsbias.anatomy.resize)
     codec = CODECS[opts.reencode or "png"]
     buf = io.BytesIO()
     img.save(buf, codec, **({"quality": opts.quality} if codec in ("JPEG", "WEBP") else {}))
@@ -103,6 +113,10 @@ class ShardWriter:
         self.count = 0
         self._tf: tarfile.TarFile | None = None
         folder.mkdir(parents=True, exist_ok=True)
+
+    def add(self, body: bytes, ext: str, meta: dict[str, Any]) -> None:
+        """Add one image: ``<key>.<ext>`` and its metadata as ``<key>.json``."""
+        self.write({ext: body, "json": json.dumps(meta).encode()})
 
     def write(self, members: dict[str, bytes]) -> None:
         """Add one sample: ``{ext: bytes}`` under the next key."""
@@ -148,7 +162,10 @@ def prepare_source(source: Any, out: Path, opts: PrepareOptions, data: DataConfi
             return item, "missing"
 
     skipped: dict[str, int] = {}
-    writer = ShardWriter(out / source.name, source.name, opts.shard_size)
+    if opts.format == "parquet":
+        writer = ParquetShardWriter(out / source.name, source.name, opts.shard_size, opts.row_group_size)
+    else:
+        writer = ShardWriter(out / source.name, source.name, opts.shard_size)
     bar = progress(total=opts.limit or None, desc=source.name, unit="img", leave=False)
     with ThreadPoolExecutor(max_workers=max(1, data.num_workers * 2)) as pool:
         it = iter(order)
@@ -161,15 +178,17 @@ def prepare_source(source: Any, out: Path, opts: PrepareOptions, data: DataConfi
                     skipped[res] = skipped.get(res, 0) + 1
                 elif not opts.limit or writer.count < opts.limit:
                     body, ext, meta = res
-                    meta = {**meta, "source": source.name, "item": item}
-                    writer.write({ext: body, "json": json.dumps(meta).encode()})
+                    writer.add(body, ext, {**meta, "source": source.name, "item": item})
                     bar.update()
     writer.close()
     bar.close()
     shards = writer.shards
     folder = (out / source.name).resolve()  # data.yaml must work from any directory
     written = writer.count
-    pattern = f"{folder}/{source.name}-{{00000..{len(shards) - 1:05d}}}.tar" if shards else None
+    if opts.format == "parquet":
+        pattern = f"{folder}/{source.name}-*.parquet" if shards else None
+    else:
+        pattern = f"{folder}/{source.name}-{{00000..{len(shards) - 1:05d}}}.tar" if shards else None
     return {"written": written, "skipped": skipped, "shards": len(shards), "pattern": pattern}
 
 
@@ -182,7 +201,8 @@ def prepare(data: DataConfig, out: str | Path, opts: PrepareOptions) -> dict[str
     out = Path(out)
     kinds = {s.name: s.kind for s in expand_sources(data).sources}
     result = {name: prepare_source(src, out, opts, data, kinds[name]) for name, src in create_sources(data).items()}
-    sources = [{"name": n, "kind": "webdataset", "path": r["pattern"]} for n, r in result.items() if r["pattern"]]
+    kind = "parquet" if opts.format == "parquet" else "webdataset"
+    sources = [{"name": n, "kind": kind, "path": r["pattern"]} for n, r in result.items() if r["pattern"]]
     snippet = {"sources": sources, "per_source": {"train": data.per_source.train, "val": data.per_source.val},
                "image_size": data.image_size, "seed": data.seed}
     write_text(out / "data.yaml", yaml.safe_dump(snippet, sort_keys=False))

@@ -17,13 +17,15 @@ random-init control; :func:`find_init_features`).
 ``.npy`` is memory-mappable (``np.load(mmap_mode="r")``), needs no torch to read and cannot hold code; the JSON
 sidecar follows nanoGPT's ``train.bin`` + ``meta.pkl``, minus the pickle.
 
-Writing: small arrays at once with :func:`write_split`; an extraction of millions of rows fills a shared,
-preallocated memory map (:func:`create_partial`, :func:`open_partial`) and publishes it with
-:func:`publish_split`. :func:`write_meta` comes last, so ``meta.json`` marks a complete directory.
+Writing: small arrays at once with :func:`write_split`; an extraction of millions of rows writes one part file per
+block of rows (:func:`save_part`, under ``.parts/`` with a plan, :func:`write_plan`), skips the blocks already
+written when it is rerun (:func:`completed_blocks`) and merges them at the end (:func:`publish_parts`).
+:func:`write_meta` comes last, so ``meta.json`` marks a complete directory.
 """
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from dsbias.errors import UserError
-from dsbias.runs import RunDir, read_json, save_npy, write_json
+from dsbias.runs import RunDir, atomic_path, read_json, save_npy, write_json
 
 FORMAT_VERSION = 1
 SPLITS = ("train", "val")
@@ -116,25 +118,74 @@ def mark_incomplete(root: str | Path) -> None:
         split_file(root, split, "groups").unlink(missing_ok=True)
 
 
-def _partial(root: str | Path, split: str) -> Path:
-    return Path(root) / f".{split}_features.npy.partial"
+# An extraction in progress: one part file per block of rows, each written once (atomically) by the one process
+# that extracted it, beside a plan that says what the parts are features of. No two processes ever write the
+# same file (a shared memory map on NFS could lose rows: issue 16). A rerun keeps the parts its plan still
+# matches; publishing merges them through a memory map, one block in RAM at a time.
 
 
-def create_partial(root: str | Path, split: str, rows: int, dim: int) -> None:
-    """Preallocate ``[rows, dim]`` float32 features as a memory-mappable file under a temporary name."""
-    np.lib.format.open_memmap(_partial(root, split), mode="w+", dtype=np.float32, shape=(rows, dim)).flush()
+def parts_dir(root: str | Path) -> Path:
+    """``root/.parts``: the part files and plan of an extraction in progress (removed once it is published)."""
+    return Path(root) / ".parts"
 
 
-def open_partial(root: str | Path, split: str) -> np.ndarray:
-    """The preallocated features, memory-mapped for writing (each process writes its own rows)."""
-    return np.load(_partial(root, split), mmap_mode="r+")
+def part_file(root: str | Path, split: str, block: int) -> Path:
+    """``root/.parts/{split}-{block:07d}.npy``: float32 ``[rows of the block, D]``."""
+    return parts_dir(root) / f"{split}-{block:07d}.npy"
 
 
-def publish_split(root: str | Path, split: str, labels: np.ndarray, index: np.ndarray) -> None:
-    """Rename the filled features into place and write the split's labels and index."""
-    _partial(root, split).replace(split_file(root, split, "features"))
+def read_plan(root: str | Path) -> dict[str, Any] | None:
+    """The plan of the extraction in progress, or None."""
+    f = parts_dir(root) / "plan.json"
+    return read_json(f) if f.is_file() else None
+
+
+def write_plan(root: str | Path, plan: dict[str, Any]) -> None:
+    """Record what the part files are features of (compared on every rerun before any part is kept)."""
+    write_json(parts_dir(root) / "plan.json", plan)
+
+
+def save_part(root: str | Path, split: str, block: int, features: np.ndarray) -> None:
+    """Atomically write one block's features: a part file exists only once complete."""
+    save_npy(part_file(root, split, block), np.ascontiguousarray(features, dtype=np.float32))
+
+
+def completed_blocks(root: str | Path, split: str) -> set[int]:
+    """Blocks of ``split`` whose part file is written."""
+    d = parts_dir(root)
+    if not d.is_dir():
+        return set()
+    return {int(f.stem.rsplit("-", 1)[1]) for f in d.glob(f"{split}-*.npy") if f.stem.rsplit("-", 1)[1].isdigit()}
+
+
+def publish_parts(root: str | Path, split: str, dim: int, block_rows: int, labels: np.ndarray,
+                  index: np.ndarray) -> None:
+    """Merge the split's part files, in block order, into ``{split}_features.npy`` (memory-mapped, so RAM holds one
+    block), then write its labels and index.
+
+    Raises:
+        FeatureError: A part is missing or has the wrong shape.
+    """
+    rows = len(labels)
+    with atomic_path(split_file(root, split, "features"), suffix=".npy") as tmp:
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(rows, dim))
+        for b, lo in enumerate(range(0, rows, block_rows)):
+            f = part_file(root, split, b)
+            if not f.is_file():
+                raise FeatureError(f"{f}: missing; rerun the extraction into {root} to write it")
+            part = np.load(f, allow_pickle=False)
+            if part.shape != (min(block_rows, rows - lo), dim):
+                raise FeatureError(f"{f}: shape {part.shape}, expected ({min(block_rows, rows - lo)}, {dim})")
+            out[lo:lo + len(part)] = part
+        out.flush()
+        del out
     save_npy(split_file(root, split, "labels"), np.asarray(labels, dtype=np.int64))
     save_npy(split_file(root, split, "index"), np.asarray(index, dtype=np.int64))
+
+
+def remove_parts(root: str | Path) -> None:
+    """Delete the part files and plan once the features are published."""
+    shutil.rmtree(parts_dir(root), ignore_errors=True)
 
 
 def write_meta(root: str | Path, meta: dict[str, Any]) -> None:

@@ -8,7 +8,8 @@ Eval (:func:`create_supervised_eval_transform`): resize ``image_size / crop_pct`
 Both views carry the same two train-AND-val modifications: the Table 5 corruption
 (:class:`~dsbias.methods.corrupt.Corruption`, on the network-size PIL image just before ``ToTensor``) and the
 bias-anatomy transformation ``data.transform`` (:mod:`dsbias.anatomy.transforms`: its ``pil`` stage first, its
-``tensor`` stage after ``ToTensor``, RandAugment dropped where Zeng et al. drop it).
+``tensor`` stage after ``ToTensor``; RandAugment, the flip and the normalisation dropped where Zeng et al. drop
+them, as the transformation declares).
 """
 
 from __future__ import annotations
@@ -47,10 +48,11 @@ for _name, _op in list(auto_augment.NAME_TO_OP.items()):
 
 def create_supervised_eval_transform(cfg: SupervisedConfig, data: DataConfig) -> T.Compose:
     """PIL RGB -> ``[3, image_size, image_size]``: the paper's eval view with the corruption and transformation."""
-    base = create_eval_transform(data.image_size, data.crop_pct)
+    anatomy = create_anatomy_transforms(data)
+    base = create_eval_transform(data.image_size, data.crop_pct, *anatomy.normalization(IMAGENET_MEAN, IMAGENET_STD))
     *geometric, to_tensor = base.transforms  # Resize, CenterCrop | Compose(ToTensor, Normalize)
     assert len(geometric) == 2, f"unexpected eval transform {base}"
-    return create_anatomy_transforms(data).compose([*geometric, Corruption(cfg.corrupt)], to_tensor)
+    return anatomy.compose([*geometric, Corruption(cfg.corrupt)], to_tensor)
 
 
 def create_supervised_train_transform(cfg: SupervisedConfig, data: DataConfig) -> Callable:
@@ -61,21 +63,23 @@ def create_supervised_train_transform(cfg: SupervisedConfig, data: DataConfig) -
             raise ValueError("method.supervised.augment: randaug/reprob/color_jitter need crop=true "
                              "(timm's training transform)")
         return create_supervised_eval_transform(cfg, data)
+    anatomy = create_anatomy_transforms(data)
+    mean, std = anatomy.normalization(IMAGENET_MEAN, IMAGENET_STD)
     primary, secondary, final = create_transform(
         data.image_size,
         is_training=True,
         scale=tuple(aug.scale),
-        hflip=aug.hflip,
+        hflip=aug.hflip if anatomy.flip else 0.0,
         color_jitter=aug.color_jitter or None,
         auto_augment=aug.randaug or None,
         interpolation=aug.interpolation,
         re_prob=aug.reprob,
         re_mode="pixel",
         re_count=1,
-        mean=IMAGENET_MEAN,
-        std=IMAGENET_STD,
+        mean=mean,
+        std=std,
         separate=True,
     )
     # [anatomy pil] | crop/flip | RandAugment (or jitter) | corruption | ToTensor, [anatomy tensor], Normalize, erasing
-    return create_anatomy_transforms(data).compose([primary, secondary, Corruption(cfg.corrupt)], final,
-                                                   randaug=secondary if aug.randaug else None)
+    return anatomy.compose([primary, secondary, Corruption(cfg.corrupt)], final,
+                           randaug=secondary if aug.randaug else None)

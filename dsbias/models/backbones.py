@@ -111,8 +111,12 @@ def save_backbone(run_root: str | Path, net: nn.Module, meta: dict[str, Any]) ->
                {"format_version": BACKBONE_FORMAT_VERSION, **spec, "dim": dim, **meta})
 
 
-def load_backbone(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
+def load_backbone(path: str | Path, weights: bool = True) -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild a backbone from a run dir (or a ``backbone.json`` path) and load its weights strictly.
+
+    Args:
+        path: Run dir or ``backbone.json``.
+        weights: False leaves the rebuilt architecture at its (seeded) random init.
 
     Returns:
         The backbone in eval mode and its ``backbone.json`` contents.
@@ -128,7 +132,8 @@ def load_backbone(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
         from dsbias.models.torchvision_backbones import rebuild_torchvision_backbone
 
         net = rebuild_torchvision_backbone(meta)
-    state = safetensors.torch.load_file(str(RunDir.at(meta_path.parent).backbone_weights))
-    net.load_state_dict(state, strict=True)
+    if weights:
+        state = safetensors.torch.load_file(str(RunDir.at(meta_path.parent).backbone_weights))
+        net.load_state_dict(state, strict=True)
     net.dsbias_spec = {k: meta[k] for k in ("library", "name", "kwargs")}  # type: ignore[assignment]
     return net.eval(), meta

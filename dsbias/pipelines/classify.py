@@ -13,7 +13,7 @@ from typing import Any
 
 from accelerate.utils import set_seed
 
-from dsbias.classify.evaluate import Evaluator, Predictions, predict
+from dsbias.classify.evaluate import Evaluator, Predictions, best_val, predict
 from dsbias.classify.finetune import init_from_run
 from dsbias.classify.loss_check import loss_trend
 from dsbias.classify.underfit import underfit_check
@@ -94,6 +94,8 @@ def build_metrics(cfg: Config, run: RunDir, manifest: Manifest, val: Predictions
     return {
         **report,
         "n_val": report["n"],
+        # The final step's top1 above is the reported number; the best logged eval is chosen on val (optimistic).
+        **best_val(records, report["top1"], summary["steps"]),
         "train_top1": train_top1,
         "train_ci95": (list(wilson_ci(int((train_pred.preds == train_pred.labels).sum()), train_pred.labels.size))
                        if train_pred is not None else None),
@@ -130,6 +132,10 @@ def summary_text(cfg: Config, run: RunDir, m: dict[str, Any]) -> str:
     if m["loss_decreased"] is not None:
         lines.append(f"loss {m['loss_first']:.4f} -> {m['loss_last']:.4f} (drop {100 * m['loss_drop']:.0f}%)  "
                      f"decreased: {m['loss_decreased']}")
+    if m.get("val_evals", 0) > 1:
+        lines.append(f"best val top-1 {100 * m['best_val_top1']:.1f}% at step {m['best_val_step']} of "
+                     f"{m['val_evals']} evaluations (chosen on val, optimistic; the reported top-1 is the final "
+                     f"step's {100 * m['top1']:.1f}%)")
     lines.append(f"{m['steps']} steps, {m['samples']} samples, {m['wall_s']:.1f}s ({m['img_per_s']:.0f} img/s)")
     lines += [f"note: {n}" for n in m["notes"]]
     lines += [f"WARNING: {w}" for w in m["warnings"]]

@@ -42,8 +42,8 @@ def pretrain(cfg: Config) -> dict[str, Any]:
     # ============ export ============
     export_backbone(run, method, cfg, manifest, accelerator)
     # ============ features ============
-    if cfg.train.extract:
-        features_of_run(run, method.backbone, cfg, manifest, accelerator)
+    # The control only once the trained features are complete (extract.stop_after may stop them).
+    if cfg.train.extract and features_of_run(run, method.backbone, cfg, manifest, accelerator):
         features_of_run(run, at_init, cfg, manifest, accelerator, init=True)
     if accelerator.is_main_process:
         print(summary_text(cfg, run, summary))

@@ -9,6 +9,7 @@ from accelerate import Accelerator
 from accelerate.utils import set_seed
 from torch import nn
 
+from dsbias.anatomy.transforms import create_anatomy_transforms
 from dsbias.config import Config, load_config
 from dsbias.data.manifest import Manifest, load_or_build_manifest
 from dsbias.data.views import IMAGENET_MEAN, IMAGENET_STD
@@ -24,7 +25,7 @@ logger = logging.getLogger(__name__)
 
 # Keys that may change between a run and its resumption (they do not change what is computed).
 RESUMABLE_CHANGES = {"out", "train.log_every", "train.log_with", "train.extract", "train.stop_after",
-                     "train.save_every", "data.num_workers"}
+                     "train.save_every", "data.num_workers", "extract.stop_after"}
 
 
 def prepare_run(cfg: Config) -> tuple[RunDir, Accelerator]:
@@ -61,10 +62,15 @@ def build_data(cfg: Config, run: RunDir, accelerator: Accelerator) -> Manifest:
 
 
 def backbone_meta(cfg: Config, manifest: Manifest) -> dict[str, Any]:
-    """What ``backbone.json`` records beside the model recipe: input, normalisation, sources, method."""
-    return {"image_size": cfg.data.image_size, "crop_pct": cfg.data.crop_pct, "mean": list(IMAGENET_MEAN),
-            "std": list(IMAGENET_STD), "pool": cfg.model.pool, "sources": manifest.sources,
-            "method": cfg.method.name}
+    """What ``backbone.json`` records beside the model recipe: input, normalisation, sources, method.
+
+    The normalisation is the one the views used: none (mean 0, std 1) for a ``data.transform`` that Zeng et al.
+    feed unnormalised (``canny``, ``hog``, ``lpf``, ``hpf``), so features are extracted the way it was trained.
+    """
+    mean, std = create_anatomy_transforms(cfg.data).normalization(IMAGENET_MEAN, IMAGENET_STD)
+    return {"image_size": cfg.data.image_size, "crop_pct": cfg.data.crop_pct, "mean": list(mean),
+            "std": list(std), "pool": cfg.model.pool, "sources": manifest.sources, "method": cfg.method.name,
+            "max_short_side": cfg.data.max_short_side}
 
 
 def export_backbone(run: RunDir, method: nn.Module, cfg: Config, manifest: Manifest, accelerator: Accelerator) -> None:
@@ -75,18 +81,21 @@ def export_backbone(run: RunDir, method: nn.Module, cfg: Config, manifest: Manif
 
 
 def features_of_run(run: RunDir, backbone: nn.Module, cfg: Config, manifest: Manifest,
-                    accelerator: Accelerator, init: bool = False) -> None:
-    """Extract the run's features into ``run/features`` with provenance in ``meta.json``.
+                    accelerator: Accelerator, init: bool = False) -> bool:
+    """Extract the run's features into ``run/features`` with provenance in ``meta.json``; False if
+    ``extract.stop_after`` stopped it before the end.
 
     Args:
         init: ``backbone`` is the run's backbone at initialisation: write the random-init control
             (``run/features_init``, same extraction) instead.
     """
     sha = sha256_file(run.backbone_weights) if run.backbone_weights.exists() and not init else None
-    extract_features(backbone, manifest, cfg.data, run.init_features if init else run.features, accelerator, meta={
-        **backbone_meta(cfg, manifest), "backbone": cfg.model.name, "manifest_path": str(run.manifest),
-        "checkpoint_sha256": sha, "run": str(run.root),
-        **({"control": "init", "init_seed": cfg.train.seed, "init_weights": cfg.model.weights} if init else {})})
+    return extract_features(backbone, manifest, cfg.data, run.init_features if init else run.features, accelerator,
+                            meta={**backbone_meta(cfg, manifest), "backbone": cfg.model.name,
+                                  "manifest_path": str(run.manifest), "checkpoint_sha256": sha, "run": str(run.root),
+                                  **({"control": "init", "init_seed": cfg.train.seed,
+                                      "init_weights": cfg.model.weights} if init else {})},
+                            settings=cfg.extract)
 
 
 def init_backbone(cfg: Config, num_sources: int) -> nn.Module:

@@ -13,7 +13,8 @@ from dsbias.features.store import FeatureSet, find_init_features, result_path, s
 from dsbias.runs import provenance, write_json
 from dsbias.stats import format_p, format_table, paired_gain
 
-IDENTITY_KEYS = ("backbone", "pooling", "checkpoint_sha256", "manifest_sha256", "format_version", "control")
+IDENTITY_KEYS = ("backbone", "init", "pooling", "layer", "checkpoint_sha256", "manifest_sha256", "transform",
+                 "format_version", "control")
 NOT_IN_INIT = ("per_k", "runs", "seeds", "notes", "init")  # the control's own report, without the bulky parts
 
 

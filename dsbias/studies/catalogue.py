@@ -20,7 +20,7 @@ import yaml
 
 from dsbias.data.config import SourceConfig
 from dsbias.errors import UserError
-from dsbias.studies import paper
+from dsbias.studies import backbones, paper
 from dsbias.studies.figures import plot_curve
 
 Row = dict[str, Any]
@@ -33,7 +33,8 @@ class Cell:
     Attributes:
         study: Study name.
         key: Unique, file-system-safe run name.
-        kind: ``classify`` (end-to-end source classifier) or ``ssl`` (pretraining + linear and kNN probes).
+        kind: ``classify`` (end-to-end source classifier), ``ssl`` (pretraining + the feature probes) or ``extract``
+            (a frozen backbone's features + the feature probes).
         overrides: Config overrides for this run (on top of the study's base).
         labels: Table/plot fields: ``label`` (row name), ``sources``, ``method``, ``transform``, ``x`` (plot x)...
     """
@@ -47,10 +48,12 @@ class Cell:
 
 @dataclass(frozen=True)
 class StudyContext:
-    """What study builders see: the user's sources and whether the tiny (CPU) preset is on."""
+    """What study builders see: the user's sources, whether the tiny (CPU) preset is on, and the frozen backbones
+    to compare (``backbones=[...]``, :func:`dsbias.studies.backbones.parse_backbones`)."""
 
     sources: list[SourceConfig]
     tiny: bool
+    backbones: tuple[dict[str, Any], ...] = ()
 
 
 TINY_CLASSIFY = ("data.per_source={train: 120, val: 60}", "data.image_size=32", "train.samples=4800",
@@ -59,6 +62,9 @@ TINY_CLASSIFY = ("data.per_source={train: 120, val: 60}", "data.image_size=32", 
 
 TINY_SSL = ("data.per_source={train: 120, val: 60}", "data.image_size=32", "train.samples=2400",
             "train.batch_size=48", "train.log_every=10", "model.kwargs={patch_size: 8}")
+
+
+TINY_EXTRACT = ("data.per_source={train: 120, val: 60}", "data.image_size=32", "extract.batch_size=32")
 
 
 def _sources_override(sources: list[SourceConfig]) -> str:
@@ -147,6 +153,14 @@ def ssl_cells(ctx: StudyContext) -> list[Cell]:
     return cells
 
 
+def backbones_cells(ctx: StudyContext) -> list[Cell]:
+    """Frozen backbones (``backbones=[...]``), each with its weights and at a random init, probed."""
+    if not ctx.backbones:
+        raise UserError(f"study backbones: name the backbones to compare, e.g. {backbones.EXAMPLE}")
+    return [Cell("backbones", f"backbones-{key}", "extract", over, labels)
+            for key, over, labels in backbones.backbone_runs(ctx.backbones)]
+
+
 def anatomy_cells(ctx: StudyContext) -> list[Cell]:
     """Zeng, Yin & Liu: the classifier retrained on images that keep one kind of information (data.transform)."""
     names = ["", "grayscale", "mean_rgb", "lpf", "hpf", "pixel_shuffle_random", "pixel_shuffle_fixed",
@@ -154,7 +168,7 @@ def anatomy_cells(ctx: StudyContext) -> list[Cell]:
     # Tiny: toy sources that differ ONLY by a colour cast, so what must fall to chance is known in advance.
     data = ["data=toy_color"] if ctx.tiny else []
     if ctx.tiny:
-        names = ["", "grayscale", "mean_rgb", "lpf", "hpf", "patch_shuffle_fixed", "canny", "canonical"]
+        names = ["", "grayscale", "mean_rgb", "lpf", "hpf", "patch_shuffle_fixed", "canny", "hog", "canonical"]
     return [_cls("anatomy", n or "reference", *data, f"data.transform={n}" if n else "data.transform=''",
                  transform=n or "reference") for n in names]
 
@@ -242,16 +256,27 @@ STUDIES: dict[str, Study] = {s.name: s for s in [
           _ycd(lambda r: paper.SSL.get((r["method"], r["probe"])))),
     Study("anatomy", "Zeng, Yin & Liu Table 1", "the classifier retrained per bias-anatomy transformation",
           anatomy_cells, _ycd(_anatomy_paper)),
+    Study("backbones", "Saleknia & Sabokrou; FD-DINOv2", "frozen backbones (backbones=[...]) vs the same architecture "
+          "at random init", backbones_cells, section=backbones.backbones_section),
 ]}
 
 
-def build_cells(name: str, ctx: StudyContext) -> list[Cell]:
-    """The cells of study ``name`` (``all`` = every study)."""
+def build_cells(name: str, ctx: StudyContext, only: list[str] | None = None) -> list[Cell]:
+    """The cells of study ``name`` (``all`` = every study; ``backbones`` only when backbones are given), or only
+    those whose row label is in ``only``."""
     if name == "all":
-        return [c for s in STUDIES.values() for c in s.cells(ctx)]
-    if name not in STUDIES:
+        cells = [c for s in STUDIES.values() if s.name != "backbones" or ctx.backbones for c in s.cells(ctx)]
+    elif name not in STUDIES:
         raise UserError(f"--study {name}: unknown; known: {', '.join([*STUDIES, 'all'])}")
-    return STUDIES[name].cells(ctx)
+    else:
+        cells = STUDIES[name].cells(ctx)
+    if only:
+        labels = [c.labels.get("label", c.key) for c in cells]
+        unknown = [o for o in only if o not in labels]
+        if unknown:
+            raise UserError(f"--only {','.join(unknown)}: no such row in study {name}; rows: {', '.join(labels)}")
+        cells = [c for c, label in zip(cells, labels) if label in only]
+    return cells
 
 
 def paper_value(row: Row) -> float | None:

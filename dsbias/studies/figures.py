@@ -76,6 +76,33 @@ def plot_curve(entries: list[dict[str, Any]], xkey: str, xlabel: str, path: Path
     _save(fig, path)
 
 
+def plot_backbones(entries: list[dict[str, Any]], path: Path) -> None:
+    """Val top-1 per backbone: one bar per (probe, weights / random init), 95% CI whiskers, the chance line."""
+    plt = _plt()
+    names = list(dict.fromkeys(e["backbone"] for e in entries if e.get("backbone")))
+    series = [(p, i) for p in dict.fromkeys(e["probe"] for e in entries if e.get("backbone"))
+              for i in ("pretrained", "random")]
+    by = {(e["backbone"], e["probe"], e["init"]): e for e in entries if e.get("backbone")}
+    width = 0.8 / max(len(series), 1)
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.3 * len(names) + 2), 3.8))
+    for k, (probe, init) in enumerate(series):
+        xs = [i + (k - (len(series) - 1) / 2) * width for i, n in enumerate(names) if (n, probe, init) in by]
+        es = [by[(n, probe, init)] for n in names if (n, probe, init) in by]
+        if not es:
+            continue
+        y = np.array([100 * e["mean"] for e in es])
+        err = np.array([[y[j] - 100 * e["pooled_ci"][0], 100 * e["pooled_ci"][1] - y[j]] for j, e in enumerate(es)]).T
+        ax.bar(xs, y, width, yerr=err, capsize=2, label=f"{probe}, {'weights' if init == 'pretrained' else 'random'}",
+               color=f"C{k // 2}", alpha=1.0 if init == "pretrained" else 0.45)
+    ax.axhline(100 * entries[0]["chance"], ls="--", c="gray", label="chance")
+    ax.set_xticks(range(len(names)), names, rotation=20, ha="right", fontsize=7)
+    ax.set_ylabel("val top-1 (%)")
+    ax.set_ylim(0, 100)
+    ax.legend(fontsize=7, ncol=3, loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)
+    ax.grid(axis="y", alpha=0.3)
+    _save(fig, path)
+
+
 def plot_training_curves(entries: list[dict[str, Any]], out: Path, path: Path) -> bool:
     """Training loss vs step for every setting (first seed); False if no run logged a loss."""
     plt = _plt()

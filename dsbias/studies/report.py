@@ -21,7 +21,8 @@ CSV_COLUMNS = ["study", "run", "cell", "label", "sources", "method", "probe", "t
                "ci_high", "primary", "value", "value_ci_low", "value_ci_high", "balanced_top1", "p_value", "p_holm",
                "verdict", "design_effect", "n_groups", "chance", "majority", "train_top1", "n_val", "n_train", "x",
                "arch", "params", "nmi", "init_top1", "gain_over_init", "gain_ci_low", "gain_ci_high", "underfit",
-               "paper", "loss_decreased", "per_source", "confusion", "source_names"]
+               "paper", "loss_decreased", "backbone", "init", "per_source", "confusion", "source_names",
+               "best_val_top1", "best_val_step"]  # the best logged val eval: chosen on val (top1 is the final one)
 
 
 def holm_by_study(items: list[dict[str, Any]], key: str) -> list[float | None]:

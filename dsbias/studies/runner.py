@@ -20,25 +20,25 @@ from dsbias.config import Config, load_config
 from dsbias.data.manifest import Manifest
 from dsbias.features.store import result_path
 from dsbias.runs import RunDir, read_json, write_json
-from dsbias.studies.catalogue import TINY_CLASSIFY, TINY_SSL, Cell, StudyContext, build_cells
+from dsbias.studies.catalogue import TINY_CLASSIFY, TINY_EXTRACT, TINY_SSL, Cell, StudyContext, build_cells
 
 logger = logging.getLogger(__name__)
 REPO = Path(__file__).resolve().parent.parent.parent
+# The probes every features run gets (``probe/<name>.py --features RUN`` -> ``probe_<name>.json``).
+FEATURE_PROBES = ("linear", "knn", "cluster")
 
 
 def run_dir(out: Path, cell: Cell, seed: int) -> Path:
     return out / "runs" / f"{cell.key}-s{seed}"
 
 
-SSL_PROBES = ("linear", "knn", "cluster")
-
-
 def is_complete(cell: Cell, rdir: Path) -> bool:
-    """A classifier run is complete with its metrics.json; a pretraining run with every probe file."""
+    """A classifier run is complete with its metrics.json; a features run (pretraining or frozen backbone) with
+    every probe's file."""
     run = RunDir.at(rdir)
     if cell.kind == "classify":
         return run.metrics.is_file()
-    return all(result_path(run.features, p).is_file() for p in SSL_PROBES)
+    return all(result_path(run.features, p).is_file() for p in FEATURE_PROBES)
 
 
 def _order(base: list[str], tiny: list[str]) -> list[str]:
@@ -56,11 +56,10 @@ def commands(cell: Cell, rdir: Path, seed: int, base: list[str], launcher: list[
         tiny_over = list(TINY_CLASSIFY) if tiny else []
         return [[*launcher, str(REPO / "probe" / "classify.py"), "--out", str(rdir),
                  *_order([*base, *cell.overrides], tiny_over), *seeds]]
-    tiny_over = list(TINY_SSL) if tiny else []
-    py = [sys.executable]
-    return [[*launcher, str(REPO / "ssl" / "pretrain.py"), "--out", str(rdir),
-             *_order([*base, *cell.overrides], tiny_over), *seeds],
-            *([*py, str(REPO / "probe" / f"{p}.py"), "--features", str(rdir)] for p in SSL_PROBES)]
+    script, tiny_over = ("extract.py", TINY_EXTRACT) if cell.kind == "extract" else ("pretrain.py", TINY_SSL)
+    probes = [[sys.executable, str(REPO / "probe" / f"{p}.py"), "--features", str(rdir)] for p in FEATURE_PROBES]
+    return [[*launcher, str(REPO / "ssl" / script), "--out", str(rdir),
+             *_order([*base, *cell.overrides], list(tiny_over) if tiny else []), *seeds], *probes]
 
 
 def execute(cmd: list[str], logf: Any) -> int:
@@ -71,6 +70,7 @@ def execute(cmd: list[str], logf: Any) -> int:
 def run_study(
     name: str, out: Path, cfg: Config, base: list[str], seeds: int = 1, tiny: bool = False,
     launcher: str = "", echo: Callable[[str], None] = print, baselines: bool = True,
+    backbones: tuple[dict[str, Any], ...] = (), only: list[str] | None = None,
 ) -> list[dict[str, Any]]:
     """Run (or resume) every cell x seed of a study, then collect the result rows.
 
@@ -84,8 +84,10 @@ def run_study(
         launcher: Command prefix for training runs (default: this Python; e.g. ``accelerate launch``).
         echo: Where the live progress lines go.
         baselines: Also score the shortcut baselines (metadata-only, tiny image) on every run's data.
+        backbones: The frozen backbones of the ``backbones`` study.
+        only: Run (and report) only the rows with these labels (``reference``, ``canny``...).
     """
-    cells = build_cells(name, StudyContext(cfg.data.sources, tiny))
+    cells = build_cells(name, StudyContext(cfg.data.sources, tiny, backbones), only)
     launch = shlex.split(launcher) if launcher else [sys.executable]
     jobs = [(c, s) for c in cells for s in range(seeds)]
     todo = [(c, s) for c, s in jobs if not is_complete(c, run_dir(out, c, s))]
@@ -131,10 +133,13 @@ def _row(cell: Cell, rdir: Path, seed: int, probe: str, res: dict[str, Any], cfg
         "nmi": (res.get("nmi") or {}).get("value"), "init_top1": res.get("init_top1"),
         "gain_over_init": res.get("gain_over_init"), "gain_ci_low": gain_lo, "gain_ci_high": gain_hi,
         "underfit": (res.get("underfit") or {}).get("likely"),
-        "x": cell.labels.get("x"), "n_train": cfg.data.per_source.train, "arch": cfg.model.name,
+        "x": cell.labels.get("x"), "n_train": cfg.data.per_source.train,
+        "arch": cell.labels.get("arch", cfg.model.name), "backbone": cell.labels.get("backbone"),
+        "init": cell.labels.get("init"),
         "params": res.get("params"),
         "per_source": json.dumps(res.get("per_source")), "confusion": json.dumps(res.get("confusion")),
         "source_names": json.dumps(res["sources"]), "loss_decreased": res.get("loss_decreased"),
+        "best_val_top1": res.get("best_val_top1"), "best_val_step": res.get("best_val_step"),
     }
 
 
@@ -165,7 +170,7 @@ def collect(name: str, cells: list[Cell], out: Path, seeds: int) -> list[dict[st
         if cell.kind == "classify":
             rows.append(_row(cell, rdir, seed, "end-to-end", read_json(run.metrics), cfg))
         else:
-            for probe in SSL_PROBES:
+            for probe in FEATURE_PROBES:
                 res = read_json(result_path(run.features, probe))
                 rows.append(_row(cell, rdir, seed, probe, res, cfg))
                 if "init" in res:  # the random-init control: the same probe on the backbone before training

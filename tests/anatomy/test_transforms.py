@@ -40,7 +40,8 @@ def data_cfg(transform: str, *over: str):
     return load_config(None, ["data=toy", f"data.transform={transform}", *over]).data
 
 
-PIL_FNS = [grayscale, mean_rgb, JpegRoundTrip(60), DownUp(8), CannyEdges(85, 255), HOGImage(8, 9)]
+# HOG at its native size here (its 500-px resize is tested in test_edges_hog.py).
+PIL_FNS = [grayscale, mean_rgb, JpegRoundTrip(60), DownUp(8), CannyEdges(85, 255), HOGImage(8, 9, short_side=0)]
 
 
 @pytest.mark.parametrize("fn", PIL_FNS, ids=repr)
@@ -110,7 +111,7 @@ def test_hog_draws_lines_along_the_edges():
     arr = np.zeros((32, 32), np.uint8)
     arr[:, ::4] = 255
     arr[:, 1::4] = 255
-    hog = HOGImage(8, 9)
+    hog = HOGImage(8, 9, short_side=0)
     for a, axis in ((arr, 0), (arr.T, 1)):
         out = np.asarray(hog(Image.fromarray(a).convert("RGB")), dtype=np.float64)[..., 0]
         cell = out[8:16, 8:16]

@@ -148,3 +148,34 @@ def test_official_split_kept_and_duplicates_never_straddle(tmp_path):
         splits = {r["split"] for r in m.rows if r["sha1"] in sha}
         assert len(splits) <= 1, seed
         assert_split_by_group(m)
+
+
+def test_parquet_and_hf_group_columns(tmp_path):
+    """``{column: NAME}`` reads that column of a parquet file's row (one row-group read) or of an hf dataset."""
+    from conftest import noise_png, write_parquet
+
+    n = 24
+    write_parquet(tmp_path / "pq" / "part-0.parquet", {
+        "image": [{"bytes": noise_png(i), "path": f"{i}.png"} for i in range(n)],
+        "src": ["a" if i % 2 else "b" for i in range(n)],
+        "photo": [f"p{i % 6}" for i in range(n)]}, row_group_size=5)
+    src = f"data.sources=[{{name: mix, kind: parquet, path: '{tmp_path / 'pq'}', source_column: src}}]"
+    m = build_manifest(cfg_with(src, "data.group={column: photo}", "data.per_source={train: 8, val: 4}").data)
+    assert_split_by_group(m, (8, 4), slack=2)
+    for r in m.rows:  # the group is the photo column of the item's own row
+        row = int(r["item"].split(":")[-1]) + 5 * int(r["item"].split("::")[1].split(":")[0])
+        assert r["group"] == f"p{row % 6}"
+    with pytest.raises(GroupError, match="no column 'uploader'"):
+        build_manifest(cfg_with(src, "data.group={column: uploader}", "data.per_source={train: 8, val: 4}").data)
+
+    datasets = pytest.importorskip("datasets")
+    datasets.Dataset.from_dict({"image": [{"bytes": noise_png(100 + i), "path": None} for i in range(n)],
+                                "photo": [f"q{i % 8}" for i in range(n)]},
+                               features=datasets.Features({"image": datasets.Image(),
+                                                           "photo": datasets.Value("string")})
+                               ).save_to_disk(tmp_path / "hf")
+    hf = f"{{name: h, kind: hf, path: '{tmp_path / 'hf'}'}}"
+    m = build_manifest(cfg_with(f"data.sources=[{hf}]", "data.pseudo=2", "data.group={column: photo}",
+                                "data.per_source={train: 8, val: 4}").data)
+    assert_split_by_group(m)
+    assert all(r["group"] == f"q{int(r['item'].rsplit(':', 1)[1]) % 8}" for r in m.rows)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import png_bytes, write_images, write_shard
+from conftest import png_bytes, write_images, write_parquet, write_shard
 from PIL import Image
 
 from dsbias.config import ConfigError, load_config
@@ -97,17 +97,26 @@ def test_list_txt_and_csv_with_source_column(image_folders, tmp_path):
     assert np.array_equal(pixels(got), pixels(Image.open(tmp_path / rel[0])))
 
 
-def test_list_parquet_needs_pyarrow(tmp_path):
-    pq = tmp_path / "l.parquet"
-    pq.write_bytes(b"PAR1")
-    cfg = cfg_with(f"[{{name: a, kind: list, path: '{pq}'}}, {{name: b, kind: list, path: '{pq}'}}]")
-    try:
-        import pyarrow  # noqa: F401
-    except ImportError:
-        with pytest.raises(ImportError, match="needs pyarrow, which is not installed"):
-            expand_sources(cfg.data)
-    else:
-        pytest.skip("pyarrow installed: the parquet path is exercised by pyarrow's own reader")
+def test_list_parquet_reads_its_path_and_source_columns(image_folders, tmp_path, monkeypatch):
+    import pyarrow.parquet as pq
+
+    red = sorted(image_folders["red"].glob("*.png"))
+    blue = sorted(image_folders["blue"].glob("*.png"))
+    lst = write_parquet(tmp_path / "lists" / "mix.parquet", {
+        "path": [str(p) for p in red + blue], "source": ["r"] * len(red) + ["b"] * len(blue),
+        "embedding": [[0.5] * 64] * (len(red) + len(blue))}, row_group_size=8)
+    read, real = [], pq.read_table
+    monkeypatch.setattr(pq, "read_table", lambda *a, **k: read.append(k.get("columns")) or real(*a, **k))
+    cfg = cfg_with(f"[{{name: mix, kind: list, path: '{lst}'}}]", "data.per_source={train: 6, val: 2}")
+    assert [s.name for s in expand_sources(cfg.data).sources] == ["b", "r"]
+    assert read == [["path", "source"]]  # not the embeddings (or images) a list may carry
+    m = build_manifest(cfg.data)
+    for r in m.rows:
+        assert ("blue" in r["item"]) == (r["source"] == "b")
+        got = create_sources(cfg.data)[r["origin"]].read(r["item"])[0]
+        assert np.array_equal(pixels(got), pixels(Image.open(r["item"])))
+    with pytest.raises(ValueError, match=r"no column 'file' \(columns: \['path', 'source', 'embedding'\]\)"):
+        expand_sources(cfg_with(f"[{{name: m, kind: list, path: '{lst}', path_column: file}}]").data)
 
 
 def test_webdataset_reads_members_by_offset(tmp_path):

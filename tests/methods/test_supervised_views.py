@@ -10,6 +10,7 @@ import torch
 from PIL import Image
 
 from dsbias.config import load_config
+from dsbias.data.manifest import build_manifest
 from dsbias.methods.config import CorruptConfig
 from dsbias.methods.corrupt import Corruption
 from dsbias.methods.registry import create_method
@@ -109,3 +110,26 @@ def test_randaugment_posterize_zero_bits_does_not_crash():
     op = AugmentOp("PosterizeIncreasing", prob=1.0, magnitude=10)  # -> keep 4 - 4 = 0 bits
     out = op(Image.new("RGB", (8, 8), (200, 100, 50)))
     assert np.asarray(out).max() == 0
+
+
+@pytest.mark.parametrize("transform,flip,normalized", [("", True, True), ("canny", False, False),
+                                                       ("hog", True, False), ("lpf", True, False),
+                                                       ("grayscale+canny", False, False)])
+def test_views_follow_the_reference_view_of_each_transformation(transform, flip, normalized):
+    """Zeng et al.: edge maps get a random resized crop only; HOG and the filters keep the flip; none of these
+    is normalised, in training or evaluation; and backbone.json records the normalisation actually used."""
+    from dsbias.pipelines.stages import backbone_meta
+
+    over = [*TINY, "method.supervised.augment=full", f"data.transform={transform}"]
+    cfg = load_config(None, [*over, "data.anatomy.hog_short_side=0"])
+    method = create_method(cfg, 3)
+    train, evals = method.create_train_transform(), method.create_eval_transform()
+    assert ("RandomHorizontalFlip" in repr(train)) is flip
+    assert ("RandAugment" in repr(train)) is (transform == "")
+    for view in (train, evals):
+        x = view(_img(5))
+        assert x.shape == (3, 32, 32)
+        assert (float(x.min()) >= 0.0 and float(x.max()) <= 1.0) is not normalized  # raw [0, 1] input
+    meta = backbone_meta(cfg, build_manifest(cfg.data))
+    assert (meta["mean"], meta["std"]) == (([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]) if normalized
+                                           else ([0.0] * 3, [1.0] * 3))

@@ -50,9 +50,12 @@ def test_combos_cells_cover_every_triple_then_prefixes():
 
 def test_every_study_builds_cells():
     cfg = load_config(None, ["data=toy4"])
-    ctx = study_mod.StudyContext(cfg.data.sources, tiny=True)
+    ctx = study_mod.StudyContext(cfg.data.sources, tiny=True, backbones=({"backbone": "timm:resnet18"},))
     cells = study_mod.build_cells("all", ctx)
     assert {c.study for c in cells} == set(catalogue.STUDIES)
+    # Without backbones, `all` is every study that needs no list of its own.
+    no_list = study_mod.build_cells("all", study_mod.StudyContext(cfg.data.sources, tiny=True))
+    assert {c.study for c in no_list} == set(catalogue.STUDIES) - {"backbones"}
     with pytest.raises(UserError, match="unknown"):
         catalogue.build_cells("nope", ctx)
 
@@ -123,7 +126,7 @@ def test_ssl_study_shows_init_rows_cluster_probe_and_holm(tmp_path, monkeypatch)
     cfg = load_config(None, ["data=toy4"])
     cells = [c for c in study_mod.build_cells("ssl", study_mod.StudyContext(cfg.data.sources, tiny=True))
              if c.kind == "ssl"]
-    monkeypatch.setattr(study_mod, "build_cells", lambda name, ctx: cells)
+    monkeypatch.setattr(study_mod, "build_cells", lambda name, ctx, only=None: cells)
     rows = study_mod.run_study("ssl", tmp_path, cfg, ["data=toy4"], tiny=True, echo=lambda s: None, baselines=False)
     assert {Path(c[1]).name for c in calls} >= {"pretrain.py", "linear.py", "knn.py", "cluster.py"}
     probes = sorted({r["probe"] for r in rows})

@@ -6,11 +6,17 @@ RGB image plus its native :class:`~dsbias.data.decode.ImageInfo` (:meth:`Source.
 to the source's root, ``shard::member@offset:size``, a generator id); the manifest stores them, so a manifest
 stays valid when the data moves and the config's paths follow. A source with an official split also has
 ``split_order(seed, split)`` (``None`` if absent). How kinds are registered: :mod:`.registry`.
+
+A kind that needs an optional dependency (``pyarrow``, ``datasets``) says so in :attr:`SourceKind.requires`;
+the registry checks it at config load and the kind imports it through :func:`import_extra`, so a missing extra
+is one line naming the ``pip install`` that brings it.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib
+import importlib.util
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -22,8 +28,12 @@ from PIL import Image
 
 from dsbias.data.config import DataConfig, SourceConfig
 from dsbias.data.decode import IMAGE_EXTENSIONS, ImageInfo
+from dsbias.errors import UserError
 from dsbias.seeds import stable_seed
 from dsbias.typedconfig import ConfigError
+
+# Optional dependencies of some kinds -> the extra of pyproject.toml that installs them.
+EXTRAS = {"pyarrow": "parquet", "datasets": "hf"}
 
 
 class Source(Protocol):
@@ -53,6 +63,7 @@ class SourceKind:
         column: ``(source, item, name) -> value`` of a per-item column (``data.group={column: NAME}``), for
             tabular kinds.
         key: ``(source, item, name) -> value`` of a key of the item's metadata (``data.group={key: NAME}``).
+        requires: entry -> the optional modules it needs (keys of :data:`EXTRAS`); checked at config load.
     """
 
     create: Callable[[SourceConfig, DataConfig], Source]
@@ -61,6 +72,30 @@ class SourceKind:
     item_path: Callable[[str], str] | None = None
     column: Callable[[Source, str, str], object] | None = None
     key: Callable[[Source, str, str], object] | None = None
+    requires: Callable[[SourceConfig], tuple[str, ...]] | None = None
+
+
+def missing_extra(module: str) -> str | None:
+    """``pip install -e '.[extra]'`` for an optional ``module`` that is not installed, else None."""
+    try:
+        if importlib.util.find_spec(module) is not None:
+            return None
+    except (ImportError, ValueError):  # a parent package missing, or a broken entry in sys.modules
+        pass
+    return f"pip install -e '.[{EXTRAS[module.split('.')[0]]}]'"
+
+
+def import_extra(module: str, what: str):
+    """Import an optional ``module`` (``pyarrow.parquet``, ``datasets``) for ``what`` needs it.
+
+    Raises:
+        UserError: It is not installed; the message names the extra to install.
+    """
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        top = module.split(".")[0]
+        raise UserError(f"{what} needs {top}, which is not installed: pip install -e '.[{EXTRAS[top]}]'") from None
 
 
 def list_images(root: Path) -> list[str]:
@@ -90,3 +125,15 @@ def one_per_name(cfg: SourceConfig, found: list[str], what: str) -> list[SourceC
     if not chosen:
         raise ConfigError(f"data.sources[{cfg.name}]: no sources found in {cfg.path}")
     return [dataclasses.replace(cfg, name=n, select=[n]) for n in chosen]
+
+
+def native_info(info: ImageInfo, meta: dict | None) -> ImageInfo:
+    """The stored image's info, with native size/format/bytes from the metadata when it records them
+    (``original_width``/``original_height`` as img2dataset and ``tools/prepare.py`` write them, in a shard's
+    ``.json`` or in parquet columns; a null value counts as absent)."""
+    if not meta or meta.get("original_width") is None or meta.get("original_height") is None:
+        return info
+    fmt, size = meta.get("original_format"), meta.get("original_bytes")
+    return ImageInfo(width=int(meta["original_width"]), height=int(meta["original_height"]),
+                     format=str(info.format if fmt is None else fmt),
+                     bytes=int(info.bytes if size is None else size), sha1=info.sha1, mode=info.mode)

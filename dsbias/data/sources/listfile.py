@@ -1,6 +1,7 @@
 """``list`` sources: a ``.txt``, ``.csv`` or ``.parquet`` file of image paths, optionally with a source column.
 
 With a source column one entry gives one source per value (:func:`expand`, sorted), each selecting exactly one.
+A ``.parquet`` list needs the ``parquet`` extra (pyarrow) and reads only its path and source columns.
 """
 
 from __future__ import annotations
@@ -13,13 +14,16 @@ from PIL import Image
 
 from dsbias.data.config import DataConfig, SourceConfig
 from dsbias.data.decode import ImageInfo, decode_image
-from dsbias.data.sources.base import one_per_name, seeded_order
+from dsbias.data.sources.base import import_extra, one_per_name, seeded_order
 from dsbias.typedconfig import ConfigError
 
 
 @functools.lru_cache(maxsize=8)
-def _read_table(path: str, mtime: float) -> tuple[list[str], list[dict]]:
-    """``(columns, rows)`` of a ``.csv`` or ``.parquet`` list file; cached per process (keyed by mtime)."""
+def _read_table(path: str, mtime: float, wanted: tuple[str, ...]) -> tuple[list[str], list[dict]]:
+    """``(columns, rows)`` of a ``.csv`` or ``.parquet`` list file; cached per process (keyed by mtime).
+
+    A ``.parquet`` list reads only the ``wanted`` columns: it may carry captions, embeddings or the images themselves.
+    """
     del mtime  # only part of the cache key
     p = Path(path)
     suffix = p.suffix.lower()
@@ -28,13 +32,9 @@ def _read_table(path: str, mtime: float) -> tuple[list[str], list[dict]]:
             reader = csv.DictReader(f)
             return list(reader.fieldnames or []), list(reader)
     if suffix == ".parquet":
-        try:
-            import pyarrow.parquet as pq
-        except ImportError:
-            raise ImportError(f"{p}: reading a .parquet list needs pyarrow, which is not installed "
-                              "(pip install pyarrow), or use a .csv/.txt list") from None
-        table = pq.read_table(p)
-        return table.column_names, table.to_pylist()
+        pq = import_extra("pyarrow.parquet", f"{p} (a .parquet list; or use a .csv/.txt list)")
+        cols = pq.read_schema(p).names
+        return cols, pq.read_table(p, columns=[c for c in wanted if c in cols]).to_pylist()
     raise ValueError(f"{p}: a list source must be .txt, .csv or .parquet")
 
 
@@ -45,7 +45,7 @@ def _read_list(path: str, path_column: str, source_column: str, mtime: float) ->
     if p.suffix.lower() == ".txt":
         lines = [ln.strip() for ln in p.read_text().splitlines()]
         return [ln for ln in lines if ln and not ln.startswith("#")], None
-    cols, rows = _read_table(path, mtime)
+    cols, rows = _read_table(path, mtime, (path_column, source_column))
     if path_column not in cols:
         raise ValueError(f"{p}: no column '{path_column}' (columns: {cols}); set path_column")
     paths = [str(r[path_column]) for r in rows]
@@ -59,10 +59,14 @@ def _column_of(path: str, path_column: str, column: str, mtime: float) -> dict[s
     p = Path(path)
     if p.suffix.lower() == ".txt":
         raise ConfigError(f"data.group.column={column}: {p} is a .txt list without columns; use a .csv list")
-    cols, rows = _read_table(path, mtime)
+    cols, rows = _read_table(path, mtime, (path_column, column))
     if column not in cols:
         raise ConfigError(f"data.group.column={column}: {p} has no such column (columns: {cols})")
     return {str(r[path_column]): str(r[column]) for r in rows}
+
+
+def requires(cfg: SourceConfig) -> tuple[str, ...]:
+    return ("pyarrow",) if (cfg.path or "").lower().endswith(".parquet") else ()
 
 
 def read_list(cfg: SourceConfig) -> tuple[list[str], list[str] | None]:

@@ -1,8 +1,9 @@
 """The source registry: every kind by name, checked at config load, built into readers for a run.
 
 The kinds are listed here explicitly (:data:`KINDS`); :func:`register_source` adds one at run time. A kind
-whose one config entry stands for several sources (``imagefolder``, ``list``) also gives an ``expand``
-function, and :func:`expand_sources` applies it before anything is sampled.
+whose one config entry stands for several sources (``imagefolder``, ``list``, ``parquet``, ``hf``) also gives
+an ``expand`` function, and :func:`expand_sources` applies it before anything is sampled. A kind that needs an
+optional extra (``parquet``, ``hf``, a ``.parquet`` list) is stopped at config load when the extra is missing.
 """
 
 from __future__ import annotations
@@ -11,15 +12,19 @@ import dataclasses
 from collections.abc import Callable
 
 from dsbias.data.config import DataConfig, SourceConfig
-from dsbias.data.sources import folder, imagefolder, listfile, toy, webdataset
-from dsbias.data.sources.base import Source, SourceKind
+from dsbias.data.sources import folder, hf, imagefolder, listfile, parquet, toy, webdataset
+from dsbias.data.sources.base import Source, SourceKind, missing_extra
 from dsbias.typedconfig import ConfigError
 
 KINDS: dict[str, SourceKind] = {
     "folder": SourceKind(folder.create),
     "imagefolder": SourceKind(imagefolder.create, expand=imagefolder.expand),
     "webdataset": SourceKind(webdataset.create, item_path=webdataset.item_path, key=webdataset.key_value),
-    "list": SourceKind(listfile.create, expand=listfile.expand, column=listfile.column_value),
+    "list": SourceKind(listfile.create, expand=listfile.expand, requires=listfile.requires,
+                       column=listfile.column_value),
+    "parquet": SourceKind(parquet.create, expand=parquet.expand, requires=parquet.requires,
+                          column=parquet.column_value),
+    "hf": SourceKind(hf.create, expand=hf.expand, requires=hf.requires, column=hf.column_value),
     "toy": SourceKind(toy.create, needs_path=False),
 }
 
@@ -29,9 +34,10 @@ def register_source(
     create: Callable[[SourceConfig, DataConfig], Source],
     expand: Callable[[SourceConfig, DataConfig], list[SourceConfig]] | None = None,
     needs_path: bool = True,
+    requires: Callable[[SourceConfig], tuple[str, ...]] | None = None,
 ) -> None:
     """Make ``kind`` available as ``data.sources[i].kind`` (see :class:`~.base.SourceKind`)."""
-    KINDS[kind] = SourceKind(create, expand, needs_path)
+    KINDS[kind] = SourceKind(create, expand, needs_path, requires)
 
 
 def source_kinds() -> list[str]:
@@ -48,7 +54,8 @@ def check_source_count(pseudo: int, n: int) -> None:
 
 
 def check_sources(data: DataConfig) -> None:
-    """Config-time checks: every kind is known and has its path; the source count fits ``pseudo``.
+    """Config-time checks: every kind is known, has its path and its optional dependencies; the source count
+    fits ``pseudo``.
 
     An entry that may stand for several sources is counted once its files have been looked at
     (:func:`expand_sources`).
@@ -58,6 +65,10 @@ def check_sources(data: DataConfig) -> None:
             raise ConfigError(f"data.sources[{i}].kind: unknown kind '{s.kind}'; known: {', '.join(source_kinds())}")
         if KINDS[s.kind].needs_path and not s.path:
             raise ConfigError(f"data.sources[{i}].path: a {s.kind} source needs a path")
+        for module in KINDS[s.kind].requires(s) if KINDS[s.kind].requires else ():
+            if (pip := missing_extra(module)) is not None:
+                raise ConfigError(f"data.sources[{i}] ({s.name}, kind {s.kind}): needs {module}, which is not "
+                                  f"installed: {pip}")
     if not any(KINDS[s.kind].expand for s in data.sources):
         check_source_count(data.pseudo, len(data.sources))
 
@@ -75,7 +86,7 @@ def expand_sources(data: DataConfig) -> DataConfig:
     names = [s.name for s in out]
     if len(set(names)) != len(names):
         dup = sorted({n for n in names if names.count(n) > 1})
-        raise ConfigError(f"data.sources: names {dup} occur twice after expanding imagefolder/list entries")
+        raise ConfigError(f"data.sources: names {dup} occur twice after expanding multi-source entries")
     check_source_count(data.pseudo, len(out))
     return dataclasses.replace(data, sources=out)
 

@@ -27,7 +27,7 @@ from PIL import Image
 
 from dsbias.data.config import DataConfig, SourceConfig
 from dsbias.data.decode import IMAGE_EXTENSIONS, DecodeError, ImageInfo, decode_image
-from dsbias.data.sources.base import seeded_order
+from dsbias.data.sources.base import native_info, seeded_order
 
 logger = logging.getLogger(__name__)
 
@@ -205,16 +205,6 @@ class ShardSource:
     def read_bytes(self, item: str) -> bytes:
         """The member's bytes as stored (for ``tools/prepare.py``)."""
         return self.read_member(item)[0]
-
-
-def native_info(info: ImageInfo, meta: dict | None) -> ImageInfo:
-    """The stored image's info, with native size/format/bytes from the metadata when it records them
-    (``original_width``/``original_height`` as img2dataset and ``tools/prepare.py`` write them)."""
-    if not meta or "original_width" not in meta or "original_height" not in meta:
-        return info
-    return ImageInfo(width=int(meta["original_width"]), height=int(meta["original_height"]),
-                     format=str(meta.get("original_format", info.format)),
-                     bytes=int(meta.get("original_bytes", info.bytes)), sha1=info.sha1, mode=info.mode)
 
 
 def item_path(item: str) -> str:
