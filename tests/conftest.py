@@ -209,3 +209,88 @@ def manifest_images(run_dir, split):
     manifest, readers = Manifest.load(run.manifest), create_sources(load_config(run.config).data)
     return [readers[manifest.rows[i]["origin"]].read(manifest.rows[i]["item"])[0]
             for i in manifest.split_indices(split)]
+
+
+def make_report_run(root: Path, features: bool = True, classifier: bool = True, leak: bool = True) -> Path:
+    """A tiny made-up run dir with every file a report page reads (no training): config and manifest of three
+    toy sources (8 val images each), a classifier's metrics.json, val_probs.npy and log.jsonl, features with a
+    linear probe result and its random-init control, baselines.json, leakage.json and provenance.json."""
+    import json
+
+    from dsbias.config import load_config
+    from dsbias.data.manifest import load_or_build_manifest
+    from dsbias.features.store import leakage_path, write_meta, write_split
+    from dsbias.runs import RunDir, provenance, save_npy, write_json, write_text
+    from dsbias.stats import classification_report
+    from dsbias.typedconfig import dump_yaml
+
+    cfg = load_config(None, ["data=toy", "data.per_source={train: 12, val: 8}", "data.image_size=16", f"out={root}"])
+    run = RunDir.at(root)
+    write_text(run.config, dump_yaml(cfg))
+    m = load_or_build_manifest(cfg.data, run.manifest)
+    rng = np.random.default_rng(0)
+    labels = m.labels()
+    tr, va = m.split_indices("train"), m.split_indices("val")
+    s = len(m.sources)
+
+    def predict(y: np.ndarray, right: float) -> np.ndarray:
+        return np.where(rng.random(y.size) < right, y, rng.integers(0, s, y.size))
+
+    if classifier:
+        probs = rng.dirichlet(np.ones(s), va.size) + np.eye(s)[labels[va]] * rng.random((va.size, 1))
+        probs /= probs.sum(1, keepdims=True)
+        save_npy(run.val_probs, probs.astype(np.float32))
+        save_npy(run.val_index, va.astype(np.int64))
+        rep = classification_report(labels[va], probs.argmax(1), m.sources, train_labels=labels[tr])
+        rep.update(n_val=rep["n"], train_top1=0.7, warnings=[], underfit={"likely": True, "reasons": ["train 70%"]})
+        write_json(run.metrics, rep)
+        run.log.write_text("".join(json.dumps({"step": k, "loss": 1.1 / k}) + "\n" for k in range(1, 9))
+                           + json.dumps({"step": 8, "eval/val_top1": rep["top1"]}) + "\n")
+    if features:
+        x = rng.normal(size=(labels.size, 6)).astype(np.float32) + labels[:, None]
+        for split, idx in (("train", tr), ("val", va)):
+            write_split(run.features, split, x[idx], labels[idx], idx)
+        write_meta(run.features, {"dim": 6, "sources": m.sources, "backbone": "made-up"})
+        rep = classification_report(labels[va], predict(labels[va], 0.8), m.sources, train_labels=labels[tr])
+        init = classification_report(labels[va], predict(labels[va], 0.5), m.sources, train_labels=labels[tr])
+        gain = rep["top1"] - init["top1"]
+        rep.update(n_val=rep["n"], n_train=int(tr.size), init=init, init_top1=init["top1"], gain_over_init=gain,
+                   gain_ci95=[gain - 0.2, gain + 0.2], gain_metric="top1")
+        write_json(root / "features" / "probe_linear.json", rep)
+    meta_rep = classification_report(labels[va], predict(labels[va], 0.95), m.sources, train_labels=labels[tr])
+    tiny_rep = classification_report(labels[va], predict(labels[va], 0.4), m.sources, train_labels=labels[tr])
+    write_json(run.baselines, {"metadata": meta_rep, "tiny": tiny_rep})
+    if leak and features:
+        a, b = int(va[0]), int(tr[-1])
+        pair = {"cosine": 0.99, "kind": "train-val", "a": {"index": a, "split": "val", "source": m.sources[labels[a]],
+                                                            "item": m.rows[a]["item"]},
+                "b": {"index": b, "split": "train", "source": m.sources[labels[b]], "item": m.rows[b]["item"]}}
+        write_json(leakage_path(run.features), {"threshold": 0.95, "k": 10, "n": int(labels.size), "pairs": 1,
+                                                "counts": {"train-val": 1, "cross-source": 0, "within-source": 0},
+                                                "by_source": {}, "saturated": 0, "val_with_train_duplicate": [a],
+                                                "top_pairs": [pair]})
+    write_json(run.provenance, provenance())
+    return root
+
+
+def make_report_study(out: Path, n_runs: int = 2) -> Path:
+    """A tiny made-up study dir as tools/study.py leaves it (runs/ with :func:`make_report_run` dirs, results.csv,
+    report.md, figures/, provenance.json): the first ``n_runs`` combos rows, each with its shortcut baselines."""
+    from dsbias.config import load_config
+    from dsbias.runs import RunDir, provenance, read_json, write_json
+    from dsbias.studies.catalogue import StudyContext, build_cells
+    from dsbias.studies.report import write_report
+    from dsbias.studies.runner import _row, run_dir
+
+    cfg = load_config(None, ["data=toy4"])
+    rows = []
+    for cell in build_cells("combos", StudyContext(cfg.data.sources, tiny=True))[:n_runs]:
+        rdir = make_report_run(run_dir(out, cell, 0), features=False)
+        run = RunDir.at(rdir)
+        rows.append(_row(cell, rdir, 0, "end-to-end", read_json(run.metrics), cfg))
+        b = read_json(run.baselines)
+        rows += [_row(cell, rdir, 0, f"{k} baseline", {**b[key], "n_val": b[key]["n"]}, cfg)
+                 for k, key in (("metadata", "metadata"), ("tiny-image", "tiny"))]
+    write_report("combos", rows, out, "python tools/study.py --study combos --tiny")
+    write_json(RunDir.at(out).provenance, provenance())
+    return out

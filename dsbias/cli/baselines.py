@@ -10,6 +10,7 @@ from dsbias.audit.baselines import format_baselines, run_baselines
 from dsbias.cli import args as cli
 from dsbias.data.manifest import Manifest, load_or_build_manifest
 from dsbias.errors import UserError
+from dsbias.report.write import refresh
 from dsbias.runs import RunDir, write_json, write_text
 from dsbias.typedconfig import dump_yaml
 
@@ -37,4 +38,5 @@ def main(argv: list[str]) -> int:
     write_json(run.baselines, results)
     print(f"== shortcut baselines on {len(manifest.sources)} sources ({', '.join(manifest.sources)}): {run.baselines}")
     print(format_baselines(results))
+    refresh(run.root)
     return 0

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 from dsbias.cli import args as cli
 from dsbias.pipelines.classify import classify
+from dsbias.report.write import refresh
 
 
 @cli.guarded
 def main(argv: list[str]) -> int:
     args = cli.parse(cli.parser("probe/classify.py", __doc__), argv)
-    classify(cli.load(args, default_config="classify/default"))
+    cfg = cli.load(args, default_config="classify/default")
+    classify(cfg)
+    refresh(cfg.out)  # once metrics.json exists (a run stopped early by train.stop_after has none yet)
     return 0

@@ -13,6 +13,7 @@ from dsbias.cli import args as cli
 from dsbias.features.store import load_features
 from dsbias.probes.cluster import MAX_ROWS, N_PERM, rows_of, run_cluster
 from dsbias.probes.result import run_with_control, summary_text, write_result
+from dsbias.report.write import refresh
 from dsbias.stats import format_p
 
 PROTOCOL = ("spherical faiss k-means on L2-normalised features (no labels); NMI, ARI, purity against the sources; "
@@ -56,4 +57,5 @@ def main(argv: list[str]) -> int:
     out = write_result(fs, "cluster", res, settings, seconds)
     title = f"clustering probe (k-means, k={res['k']}, {args.split} rows): top-1 = purity, chance = its null mean"
     print(summary_text(res, title, extra, seconds, out))
+    refresh(fs.root)
     return 0

@@ -13,6 +13,7 @@ from dsbias.cli import args as cli
 from dsbias.features.store import load_features
 from dsbias.probes.knn import run_knn
 from dsbias.probes.result import run_with_control, summary_text, write_result
+from dsbias.report.write import refresh
 from dsbias.stats import format_p
 
 
@@ -42,4 +43,5 @@ def main(argv: list[str]) -> int:
     seconds = time.perf_counter() - t0
     out = write_result(fs, "knn", res, settings, seconds)
     print(summary_text(res, f"kNN probe (k={res['k']}, T={args.temperature})", extra, seconds, out))
+    refresh(fs.root)
     return 0

@@ -13,6 +13,7 @@ from dsbias.audit.leakage import duplicate_report
 from dsbias.cli import args as cli
 from dsbias.data.manifest import Manifest
 from dsbias.features.store import leakage_path, load_features
+from dsbias.report.write import refresh
 from dsbias.runs import RunDir, write_json
 
 
@@ -48,4 +49,5 @@ def main(argv: list[str]) -> int:
         a, b = pr["a"], pr["b"]
         print(f"   {pr['cosine']:.4f} {pr['kind']:<14} {a['split']}/{a['source']}:{a.get('item', a['index'])}  "
               f"{b['split']}/{b['source']}:{b.get('item', b['index'])}")
+    refresh(fs.root)
     return 0

@@ -14,6 +14,7 @@ from dsbias.errors import UserError
 from dsbias.features.store import load_features
 from dsbias.probes.linear import WD_GRID, run_linear
 from dsbias.probes.result import run_with_control, summary_text, write_result
+from dsbias.report.write import refresh
 
 PROTOCOL = ("MAE linear probe: train-standardised features (BN without affine) + linear layer, multinomial logistic "
             "regression, weight decay chosen on a held-out slice of train, refit on all of train, val predicted once")
@@ -50,4 +51,5 @@ def main(argv: list[str]) -> int:
     seconds = time.perf_counter() - t0
     out = write_result(fs, "linear", res, settings, seconds)
     print(summary_text(res, "linear probe", extra, seconds, out))
+    refresh(fs.root)
     return 0

@@ -12,6 +12,8 @@ from pathlib import Path
 
 from dsbias.cli import args as cli
 from dsbias.config import load_config
+from dsbias.report.write import refresh
+from dsbias.runs import RunDir, provenance, write_json
 from dsbias.studies.backbones import parse_backbones
 from dsbias.studies.catalogue import STUDIES
 from dsbias.studies.report import write_report
@@ -43,5 +45,9 @@ def main(argv: list[str]) -> int:
     rows = run_study(args.study, out, cfg, base, seeds=args.seeds, tiny=args.tiny, launcher=args.launcher,
                      baselines=not args.no_baselines, backbones=backbones, only=only)
     report = write_report(args.study, rows, out, shlex.join(["python", "tools/study.py", *argv]))
+    write_json(RunDir.at(out).provenance, provenance())
     print(f"report: {report}\nresults: {out / 'results.csv'}")
+    for rdir in sorted((out / "runs").glob("*")):  # each run's page, now with the baselines the study added
+        refresh(rdir)
+    refresh(out)
     return 0

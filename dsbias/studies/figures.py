@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -33,12 +34,21 @@ def _save(fig: Any, path: Path) -> None:
 
 
 def plot_confusions(entries: list[dict[str, Any]], path: Path) -> None:
-    """Row-normalised confusion heat maps, one panel per setting (first seed), source names on the axes."""
+    """Write :func:`confusion_figure` as a PNG."""
+    _save(confusion_figure(entries), path)
+
+
+def confusion_figure(entries: list[dict[str, Any]]) -> Any:
+    """Row-normalised confusion heat maps, one panel per setting (first seed), source names on the axes.
+
+    Titles are wrapped to the panel's width and the layout is constrained, so neighbouring titles never run into
+    each other and the rotated tick labels sit clear of the axis title.
+    """
     plt = _plt()
     n = len(entries)
     cols = min(n, 4)
-    fig, axes = plt.subplots(math.ceil(n / cols), cols, figsize=(3.4 * cols, 3.2 * math.ceil(n / cols)),
-                             squeeze=False)
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 3.9 * rows), squeeze=False, layout="constrained")
     for ax in axes.flat[n:]:
         ax.axis("off")
     for ax, e in zip(axes.flat, entries):
@@ -49,11 +59,12 @@ def plot_confusions(entries: list[dict[str, Any]], path: Path) -> None:
         for i, j in np.ndindex(norm.shape):
             ax.text(j, i, f"{100 * norm[i, j]:.0f}", ha="center", va="center", fontsize=7,
                     color="white" if norm[i, j] > 0.6 else "black")
-        ax.set_xticks(range(len(names)), names, rotation=45, fontsize=7)
+        ax.set_xticks(range(len(names)), names, rotation=40, ha="right", rotation_mode="anchor", fontsize=7)
         ax.set_yticks(range(len(names)), names, fontsize=7)
-        ax.set_title(f"{e['label']} ({e['probe']}): {100 * e['mean']:.1f}%", fontsize=8)
-        ax.set_xlabel("predicted", fontsize=7)
-    _save(fig, path)
+        ax.set_title(textwrap.fill(f"{e['label']} ({e['probe']}): {100 * e['mean']:.1f}%", 30), fontsize=8)
+        ax.set_xlabel("predicted", fontsize=7, labelpad=6)
+        ax.set_ylabel("true", fontsize=7)
+    return fig
 
 
 def plot_curve(entries: list[dict[str, Any]], xkey: str, xlabel: str, path: Path) -> None:

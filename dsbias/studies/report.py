@@ -44,6 +44,27 @@ def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
             w.writerow({**r, "paper": paper_value(r), "p_holm": p, "verdict": verdict(p)})
 
 
+TEXT_COLUMNS = {"study", "run", "cell", "label", "sources", "method", "probe", "transform", "primary", "verdict",
+                "arch", "backbone", "init", "per_source", "confusion", "source_names"}
+
+
+def read_csv(path: Path) -> list[dict[str, Any]]:
+    """The rows of a ``results.csv`` as :func:`write_csv` got them (numbers, booleans, None for empty cells), so a
+    report can be rewritten without the run dirs' configs."""
+
+    def value(key: str, v: str) -> Any:
+        if v == "":
+            return None
+        if key in TEXT_COLUMNS:
+            return v
+        if v in ("True", "False"):
+            return v == "True"
+        return int(float(v)) if key in ("seed", "n_val", "n_train", "n_groups") else float(v)
+
+    with open(path, newline="") as f:
+        return [{k: value(k, v) for k, v in r.items()} for r in csv.DictReader(f)]
+
+
 def pooled_ci(rs: list[dict[str, Any]]) -> tuple[float, float]:
     """One run: its own 95% interval of the primary metric (group-aware). Several seeds: Wilson's over their
     pooled val images, with the count divided by the mean design effect (the seeds' groups are as correlated
@@ -99,8 +120,9 @@ def _probe(e: dict[str, Any]) -> str:
     return probe + (" [balanced]" if e.get("primary") == "balanced_top1" else "")
 
 
-def study_table(entries: list[dict[str, Any]]) -> str:
-    """A markdown table in the paper's layout (one row per setting and probe), with the verdict."""
+def table_rows(entries: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+    """The study table in the paper's layout (one row per setting and probe), with the verdict: header and cells
+    (report.md's Markdown and report.html's table show the same cells)."""
     show_train = any(e["train_mean"] is not None for e in entries)
     show_gain = any(e["gain_mean"] is not None for e in entries)
     head = ["setting", "sources", "probe", "top-1 % (mean ± std)", "95% CI", "p (Holm)", "verdict", "chance",
@@ -108,7 +130,7 @@ def study_table(entries: list[dict[str, Any]]) -> str:
     head += ["train %"] if show_train else []
     head += ["gain over init, pt (95% CI)"] if show_gain else []
     head += ["paper %", "Δ"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    rows = []
     for e in entries:
         lo, hi = e["pooled_ci"]
         p = e["paper"]
@@ -120,8 +142,15 @@ def study_table(entries: list[dict[str, Any]]) -> str:
         cells += [_pct(e["train_mean"])] if show_train else []
         cells += [_gain(e)] if show_gain else []
         cells += [f"{p:.1f}" if p is not None else "-", delta]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        rows.append(cells)
+    return head, rows
+
+
+def study_table(entries: list[dict[str, Any]]) -> str:
+    """:func:`table_rows` as a Markdown table."""
+    head, rows = table_rows(entries)
+    return "\n".join(["| " + " | ".join(head) + " |", "|" + "---|" * len(head),
+                      *("| " + " | ".join(r) + " |" for r in rows)])
 
 
 def table_notes(entries: list[dict[str, Any]]) -> list[str]:

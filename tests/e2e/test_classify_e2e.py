@@ -52,6 +52,9 @@ def test_cli_writes_the_metrics_contract(tmp_path):
     assert probs.shape == (48, 3) and np.allclose(probs.sum(1), 1, atol=1e-5)
     assert m["top1"] == pytest.approx(float(np.mean(probs.argmax(1) == m_labels(out, index))))
     assert m["params"] > 0
+    page = (out / "report.html").read_text()  # the run's page, written by the command itself
+    assert 'id="verdict"' in page and 'id="confusion"' in page and f"{100 * m['top1']:.1f}%" in page
+    assert "report: " in proc.stdout and "KB" in proc.stdout
 
 
 @pytest.mark.slow

@@ -18,6 +18,13 @@ def test_scripts_end_to_end(tmp_path):
                            env={"PYTHONPATH": ".", "PATH": ""}, timeout=300)
         assert r.returncode == 0, r.stderr
         assert (tmp_path / "features" / out).is_file()
+        assert "report: " in r.stdout
+    # Each probe rewrote the page of the folder it was given; tools/report.py rewrites it on demand.
+    page = (tmp_path / "report.html").read_text()
+    assert all(name in page for name in ("kNN probe", "linear probe", "k-means clustering"))
+    r = subprocess.run([sys.executable, "tools/report.py", str(tmp_path)], capture_output=True, text=True,
+                       env={"PYTHONPATH": ".", "PATH": ""}, timeout=300)
+    assert r.returncode == 0 and "report.html" in r.stdout, r.stderr
     r = subprocess.run([sys.executable, "probe/knn.py", "--features", str(tmp_path / "nowhere")], capture_output=True,
                        text=True, env={"PYTHONPATH": "."}, timeout=300)
     assert r.returncode == 2 and "no meta.json" in r.stderr and "Traceback" not in r.stderr
