@@ -86,7 +86,8 @@ def test_study_page_links_runs_and_shows_figures_by_relative_path(tmp_path):
     assert doc.imgs and all(min(image_size(s, out)) > 0 for s in doc.imgs)
     runs = [h for h in doc.hrefs if h.startswith("runs/")]
     assert runs and all((out / h).is_file() for h in runs)  # each run's own page was written
-    assert "metadata-only baseline names the source" in page.read_text()
+    assert "a shortcut baseline names the sources as well as the best model (alpha+beta+gamma: metadata-only" in (
+        page.read_text())
 
 
 def test_tools_report_writes_a_page_and_says_what_is_wrong(tmp_path, capsys):
