@@ -33,7 +33,8 @@ td.l{text-align:left}
 .src{display:flex;flex-wrap:wrap;gap:28px}
 .grid{display:flex;flex-wrap:wrap;gap:10px}.card{border:1px solid #d0d7de;border-radius:4px;padding:4px;width:110px;
 font-size:11px;word-break:break-all}.card img{width:100%;image-rendering:pixelated;display:block}
-.pair{display:flex;gap:6px;align-items:flex-start;border:1px solid #d0d7de;border-radius:4px;padding:6px}
+.pair{display:inline-flex;gap:6px;margin:0 8px 8px 0;align-items:flex-start;border:1px solid #d0d7de;
+border-radius:4px;padding:6px}
 img.fig{max-width:100%;height:auto}code{background:#f6f8fa;padding:1px 4px;border-radius:3px;font-size:12px}
 .ok{color:#1a7f37}.bad{color:#cf222e}footer{margin-top:30px;font-size:12px;color:#57606a}
 """

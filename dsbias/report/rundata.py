@@ -71,13 +71,16 @@ class RunData:
         """The stored image of manifest row ``index`` (None without a manifest, a config, or when unreadable)."""
         if self.rows is None or self.config is None:
             return None
-        if self._readers is None:  # only pages that show images open the sources
-            self._readers = create_sources(load_config(self.config).data)
         row = self.rows[index]
         try:
+            if self._readers is None:  # only pages that show images open the sources
+                self._readers = create_sources(load_config(self.config).data)
             return self._readers[row["origin"]].read(row["item"])[0]
-        except (DecodeError, OSError, KeyError) as e:  # a moved or broken file: the page names it instead
-            logger.warning("report: cannot read %s (%s)", row["item"], e)
+        except (DecodeError, OSError, KeyError, UserError) as e:
+            # Sources moved or a file broken since the run: the page names the image instead of showing it, and
+            # the command that wrote the run's results does not fail over its picture.
+            logger.warning("report: cannot show %s (%s)", row["item"], e)
+            self._readers = self._readers or {}
             return None
 
 

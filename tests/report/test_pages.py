@@ -100,3 +100,22 @@ def test_tools_report_writes_a_page_and_says_what_is_wrong(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     with pytest.raises(UserError, match="no metrics.json, probe_"):
         write_html(tmp_path / "empty")
+
+
+def test_commands_refresh_the_page_only_in_the_main_process_and_once_there_is_a_result(tmp_path, monkeypatch):
+    from dsbias.report.write import refresh
+
+    (tmp_path / "features").mkdir()  # a pretraining run before its first probe: nothing to lead with yet
+    assert refresh(tmp_path) is None and not (tmp_path / "report.html").exists()
+    root = make_report_run(tmp_path / "run", features=False)
+    monkeypatch.setenv("RANK", "1")  # another process of an `accelerate launch`
+    assert refresh(root) is None and not (root / "report.html").exists()
+
+
+def test_a_run_whose_sources_moved_still_gets_its_page_with_the_file_names(tmp_path, caplog):
+    root = make_report_run(tmp_path / "run", features=False)
+    (root / "config.yaml").write_text((root / "config.yaml").read_text().replace("kind: toy", "kind: folder\n"
+                                                                                 "    path: /nowhere"))
+    text = write_html(root).read_text()
+    assert 'id="images"' in text and "cannot show" in caplog.text
+    assert "data:image/png" in text  # the curves still render; the cards carry names only
