@@ -10,3 +10,7 @@ from __future__ import annotations
 
 class UserError(Exception):
     """A problem in what the user gave (config, data, features, arguments); the message says how to fix it."""
+
+
+class MissingFileError(UserError, FileNotFoundError):
+    """A file or folder the user named (a source's path, model weights, a run dir's file) is missing or empty."""

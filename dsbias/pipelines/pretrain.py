@@ -13,6 +13,7 @@ from accelerate.utils import set_seed
 from dsbias.config import Config
 from dsbias.data.dataset import MixedDataset
 from dsbias.engine.loop import train
+from dsbias.features import store
 from dsbias.methods.registry import create_method
 from dsbias.pipelines.stages import build_data, export_backbone, features_of_run, prepare_run
 from dsbias.runs import RunDir
@@ -34,10 +35,12 @@ def pretrain(cfg: Config) -> dict[str, Any]:
     summary = train(cfg, method, dataset, run, accelerator)
     if summary.get("stopped_early"):
         return summary
+    done = summary.get("already_done", False)  # a rerun of a finished run: keep what it wrote
     # ============ export ============
-    export_backbone(run, method, cfg, manifest, accelerator)
+    if not (done and run.backbone_meta.exists()):
+        export_backbone(run, method, cfg, manifest, accelerator)
     # ============ features ============
-    if cfg.train.extract:
+    if cfg.train.extract and not (done and (run.features / store.META).exists()):
         features_of_run(run, method.backbone, cfg, manifest, accelerator)
     if accelerator.is_main_process:
         print(summary_text(cfg, run, summary))
@@ -48,7 +51,8 @@ def summary_text(cfg: Config, run: RunDir, summary: dict[str, Any]) -> str:
     """The one-screen summary printed at the end of a run."""
     final = summary.get("final", {})
     lines = [
-        f"== dsbias {cfg.method.name} on {len(cfg.data.sources)} source(s): {run.root}",
+        f"== dsbias {cfg.method.name} on {len(cfg.data.sources)} source(s): {run.root}"
+        + ("  (already finished: its recorded result)" if summary.get("already_done") else ""),
         f"   model {cfg.model.name}  image {cfg.data.image_size}px  batch {cfg.train.batch_size}  "
         f"steps {summary['steps']} ({summary['samples']} samples, resumed at {summary['resumed_at']})",
         f"   final loss {final.get('loss', float('nan')):.4f}  wall {summary['wall_s']:.1f}s  "

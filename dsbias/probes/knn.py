@@ -17,6 +17,7 @@ import torch
 from dsbias.errors import UserError
 from dsbias.features.store import FeatureSet
 from dsbias.log import progress as progress_bar
+from dsbias.probes.labels import check_labels
 from dsbias.stats import bootstrap_ci, classification_report
 
 log = logging.getLogger(__name__)
@@ -144,8 +145,12 @@ def run_knn(
 
     Returns:
         A JSON-ready dict: the primary k's ``classification_report`` fields plus ``per_k``, ``k``, ``backend``,
-        ``notes``, ``n_train``, ``n_val``.
+        ``notes``, ``n_train``, ``n_val``, ``warnings``.
+
+    Raises:
+        FeatureError: Fewer than two sources have rows in a split (:func:`~dsbias.probes.labels.check_labels`).
     """
+    warnings = check_labels(fs)
     n_train, n_val, num_classes = len(fs.train), len(fs.val), len(fs.sources)
     notes: list[str] = []
     ks_eff = []
@@ -174,4 +179,5 @@ def run_knn(
     for note in notes:
         log.warning("kNN: %s", note)
     primary = per_k[str(ks[0])]
-    return {**primary, "per_k": per_k, "backend": backend, "notes": notes, "n_train": n_train, "n_val": n_val}
+    return {**primary, "per_k": per_k, "backend": backend, "notes": notes, "n_train": n_train, "n_val": n_val,
+            "warnings": warnings}

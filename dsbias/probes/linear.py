@@ -21,6 +21,7 @@ from torch import nn
 
 from dsbias.errors import UserError
 from dsbias.features.store import FeatureSet
+from dsbias.probes.labels import check_labels
 from dsbias.stats import bootstrap_ci, classification_report, mean_std
 
 log = logging.getLogger(__name__)
@@ -203,10 +204,14 @@ def run_linear(
 
     Returns:
         A JSON-ready dict: the first seed's ``classification_report`` fields plus ``seeds`` (per-seed top-1,
-        mean, std, chosen decays), ``runs`` (selection records), ``backend``, ``n_train``, ``n_val``.
+        mean, std, chosen decays), ``runs`` (selection records), ``backend``, ``n_train``, ``n_val``, ``warnings``.
+
+    Raises:
+        FeatureError: Fewer than two sources have rows in a split (:func:`~dsbias.probes.labels.check_labels`).
     """
     if seeds < 1:
         raise UserError(f"--seeds {seeds}: must be >= 1")
+    warnings = check_labels(fs)
     dev = resolve_device(device)
     num_classes = len(fs.sources)
     log.info("linear: %d train x %d val, d=%d, %s on %s, wd grid %s, %d seed(s)", len(fs.train), len(fs.val),
@@ -228,4 +233,4 @@ def run_linear(
     return {**reports[0], "seeds": {"n": seeds, "top1": [r["top1"] for r in reports], "mean": mean, "std": sd,
                                     "weight_decay": [r["weight_decay"] for r in runs]},
             "runs": runs, "backend": ("sklearn" if sklearn else "torch-lbfgs") + f"@{dev.type}",
-            "n_train": len(fs.train), "n_val": len(fs.val)}
+            "n_train": len(fs.train), "n_val": len(fs.val), "warnings": warnings}

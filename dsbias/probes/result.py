@@ -29,7 +29,8 @@ def write_result(fs: FeatureSet, name: str, result: dict[str, Any], settings: di
 
 def summary_text(result: dict[str, Any], title: str, extra: list[str], seconds: float, out: Path) -> str:
     """The table (top-1, CI, chance, majority, confusion), extra lines, notes, and where it went."""
-    lines = [format_table(result, title), *extra, *(f"note: {n}" for n in result.get("notes", []))]
+    lines = [format_table(result, title), *(f"WARNING: {w}" for w in result.get("warnings", [])), *extra,
+             *(f"note: {n}" for n in result.get("notes", []))]
     lines.append(f"{result['n_train']} train / {result['n_val']} val rows, {len(result['sources'])} sources, "
                  f"{result['backend']}, {seconds:.1f}s -> {out}")
     return "\n".join(lines)

@@ -38,9 +38,9 @@ def _read_list(path: str, path_column: str, source_column: str, mtime: float) ->
         table = pq.read_table(p, columns=[c for c in (path_column, source_column) if c in cols])
         rows = table.to_pylist()
     else:
-        raise ValueError(f"{p}: a list source must be .txt, .csv or .parquet")
+        raise ConfigError(f"{p}: a list source must be .txt, .csv or .parquet")
     if path_column not in cols:
-        raise ValueError(f"{p}: no column '{path_column}' (columns: {cols}); set path_column")
+        raise ConfigError(f"{p}: no column '{path_column}' (columns: {cols}); set path_column")
     paths = [str(r[path_column]) for r in rows]
     sources = [str(r[source_column]) for r in rows] if source_column in cols else None
     return paths, sources
