@@ -14,3 +14,8 @@ class UserError(Exception):
 
 class MissingFileError(UserError, FileNotFoundError):
     """A file or folder the user named (a source's path, model weights, a run dir's file) is missing or empty."""
+
+
+class FailedOnMain(UserError):
+    """Raised on the other processes of a multi-process run when the main process stopped on a
+    :class:`UserError`: the main one prints the message, the others exit quietly with the same code."""

@@ -201,7 +201,8 @@ _held: dict[str, int] = {}  # lock files this process holds -> their open descri
 
 
 def lock_run(run: RunDir) -> None:
-    """Take the run dir's exclusive lock for the rest of this process's life (a no-op if it holds it already).
+    """Take the run dir's exclusive lock (a no-op if this process holds it already) until :func:`unlock_run`,
+    the end of a :func:`released_after` block, or the end of the process.
 
     An OS lock (``flock``) on ``run/lock``, so it goes with the process, however it ends: a lock file left by a
     killed process is simply taken over. The holder writes its pid into the file for the refusal's message.
@@ -227,10 +228,22 @@ def lock_run(run: RunDir) -> None:
 
 
 def unlock_run(run: RunDir) -> None:
-    """Release the lock :func:`lock_run` took (tests; a script's process simply ends)."""
+    """Release the lock :func:`lock_run` took (if this process holds it)."""
     fd = _held.pop(os.path.realpath(run.lock), None)
     if fd is not None:
         os.close(fd)
+
+
+@contextmanager
+def released_after(run: RunDir) -> Iterator[None]:
+    """Release, when the block ends (returns or raises), a lock on ``run`` taken inside it; one held before
+    stays held. A pipeline's run ends with its function, not with the process (tests, studies run many)."""
+    held = os.path.realpath(run.lock) in _held
+    try:
+        yield
+    finally:
+        if not held:
+            unlock_run(run)
 
 
 def git_sha() -> dict[str, Any]:

@@ -86,9 +86,9 @@ class DataConfig:
         manifest: A manifest written by ``tools/manifest.py`` (``.../manifest.jsonl``): runs read exactly its rows
             instead of sampling; its sources must match ``sources``.
         dedup: Exact (content-hash) duplicates among the sampled images: ``drop`` removes cross-source copies
-            (all of them) and cross-split copies (the val one) and draws replacements so counts stay balanced;
-            ``report`` only counts them; ``ignore`` skips the check (not ``off``: YAML reads that as false).
-            Within-source, same-split copies are reported.
+            (all of them), cross-split copies (the val one) and within-source copies (all but one) and draws
+            replacements so counts stay balanced; ``report`` only counts them; ``ignore`` skips the check (not
+            ``off``: YAML reads that as false).
         official_split: Sources with an official split (``imagefolder`` with ``train/`` and ``val/``) give train
             rows from train and val rows from val; false pools both and splits at random.
         transform: Bias-anatomy transformation(s) applied to train AND val images, ``+``-joined

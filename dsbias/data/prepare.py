@@ -133,7 +133,7 @@ class ShardWriter:
 
     @staticmethod
     def _tmp(path: Path) -> Path:
-        return path.with_name(f".{path.name}.tmp")
+        return path.with_name(f".{path.name}.{os.getpid()}.tmp")  # two writers never share a temporary file
 
     def _finish(self) -> None:
         if self._tf is not None:

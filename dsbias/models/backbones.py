@@ -53,15 +53,22 @@ def create_backbone(model: ModelConfig, image_size: int) -> nn.Module:
 
         net, spec = create_torchvision_backbone(model, image_size)
     else:
+        if ":" not in model.name and not timm.is_model(model.name):  # hf-hub:, local-dir: are timm's to check
+            raise ConfigError(f"model.name={model.name}: not a timm model (timm.list_models('*{model.name[:8]}*') "
+                              "lists the near ones; torchvision models are torchvision.<builder>)")
         kwargs = _timm_kwargs(model, image_size)
-        if "img_size" not in kwargs:
-            try:
-                net = timm.create_model(model.name, pretrained=False, img_size=image_size, **kwargs)
-                kwargs["img_size"] = image_size
-            except TypeError:  # a model without an input-size argument (CNNs): any size works
+        try:
+            if "img_size" not in kwargs:
+                try:
+                    net = timm.create_model(model.name, pretrained=False, img_size=image_size, **kwargs)
+                    kwargs["img_size"] = image_size
+                except TypeError:  # a model without an input-size argument (CNNs): any size works
+                    net = timm.create_model(model.name, pretrained=False, **kwargs)
+            else:
                 net = timm.create_model(model.name, pretrained=False, **kwargs)
-        else:
-            net = timm.create_model(model.name, pretrained=False, **kwargs)
+        except (TypeError, AssertionError, ValueError) as e:  # timm's own checks of the model's arguments
+            raise ConfigError(f"model.kwargs={dict(model.kwargs)}: {model.name} cannot be built with them "
+                              f"({type(e).__name__}: {e}) (fix or drop the kwargs)") from None
         spec = {"library": "timm", "name": model.name, "kwargs": kwargs}
     _check_input_size(net, model.name, image_size)
     if model.weights:

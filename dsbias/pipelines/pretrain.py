@@ -15,12 +15,13 @@ from dsbias.data.dataset import MixedDataset
 from dsbias.engine.loop import train
 from dsbias.features import store
 from dsbias.methods.registry import create_method
-from dsbias.pipelines.stages import build_data, export_backbone, features_of_run, prepare_run
+from dsbias.pipelines.stages import build_data, export_backbone, features_of_run, holds_run_dir, prepare_run
 from dsbias.runs import RunDir
 
 logger = logging.getLogger(__name__)
 
 
+@holds_run_dir
 def pretrain(cfg: Config) -> dict[str, Any]:
     """Pretrain ``cfg.method`` on the mix without source labels, export the backbone, extract features."""
     # ============ run dir ============

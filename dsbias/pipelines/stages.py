@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -16,12 +17,12 @@ from dsbias.data.manifest import Manifest, load_or_build_manifest
 from dsbias.data.views import IMAGENET_MEAN, IMAGENET_STD
 from dsbias.engine.checkpoint import latest_checkpoint
 from dsbias.engine.loop import create_accelerator
-from dsbias.errors import UserError
+from dsbias.errors import FailedOnMain, UserError
 from dsbias.features import store
 from dsbias.features.extract import extract_features
 from dsbias.log import setup_logging
 from dsbias.models.backbones import save_backbone
-from dsbias.runs import JsonlLog, RunDir, lock_run, provenance, sha256_file, write_json, write_text
+from dsbias.runs import JsonlLog, RunDir, lock_run, provenance, released_after, sha256_file, write_json, write_text
 from dsbias.typedconfig import ConfigError, diff_keys, dump_yaml, to_dict
 
 logger = logging.getLogger(__name__)
@@ -32,10 +33,6 @@ RESUMABLE_CHANGES = {"out", "train.log_every", "train.log_with", "train.extract"
 
 
 T = TypeVar("T")
-
-
-class FailedOnMain(UserError):
-    """The main process stopped on a :class:`UserError` (it prints the message; the others exit quietly)."""
 
 
 def on_main(accelerator: Accelerator, fn: Callable[[], T]) -> T | None:
@@ -59,6 +56,18 @@ def on_main(accelerator: Accelerator, fn: Callable[[], T]) -> T | None:
     if box[0] is not None:
         raise FailedOnMain(box[0])
     return result
+
+
+def holds_run_dir(main: Callable[..., T]) -> Callable[..., T]:
+    """Decorate a pipeline main ``main(cfg, ...)``: the run-dir lock :func:`prepare_run` takes is released when
+    it returns or raises (a CLI process ends there anyway; a test or a study goes on to other runs)."""
+
+    @functools.wraps(main)
+    def wrapper(cfg: Config, *args: Any, **kwargs: Any) -> T:
+        with released_after(RunDir.at(cfg.out)):
+            return main(cfg, *args, **kwargs)
+
+    return wrapper
 
 
 def started(run: RunDir) -> bool:

@@ -143,7 +143,7 @@ def case_loop_two(r: Runner) -> tuple[Result, str | None]:
     os.symlink(".", d / "l2")
     b = images(r.path("loop2/b"), 6, seed=1)
     return r.run("tools/manifest.py", "--out", r.path("loop2/out"), *folders_data(("a", d), ("b", b)),
-                 timeout=30), None
+                 timeout=30), r"error:|^a\s"
 
 
 def case_loop_one(r: Runner) -> tuple[Result, str | None]:

@@ -44,3 +44,13 @@ def test_corrupt_or_mismatched_backbone_files(tmp_path):
         load_backbone(tmp_path)
     with pytest.raises(MissingFileError, match="model.weights: .*nope.safetensors does not exist"):
         create_backbone(ModelConfig(name="resnet18", weights=str(tmp_path / "nope.safetensors")), 32)
+
+
+@pytest.mark.parametrize("model,match", [
+    (ModelConfig(name="convnext_nope"), r"model.name=convnext_nope: not a timm model"),
+    (ModelConfig(name="vit_tiny_patch16_224", kwargs={"embed_dim": 20}), r"model.kwargs=.*AssertionError"),
+    (ModelConfig(name="resnet18", kwargs={"foo": 1}), r"model.kwargs=\{'foo': 1\}: resnet18 cannot be built"),
+])
+def test_unknown_model_or_bad_kwargs(model, match):
+    with pytest.raises(ConfigError, match=match):
+        create_backbone(model, 32)

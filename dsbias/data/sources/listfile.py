@@ -15,6 +15,7 @@ from PIL import Image
 from dsbias.data.config import DataConfig, SourceConfig
 from dsbias.data.decode import ImageInfo, decode_image
 from dsbias.data.sources.base import import_extra, one_per_name, seeded_order
+from dsbias.errors import MissingFileError
 from dsbias.typedconfig import ConfigError
 
 
@@ -54,7 +55,7 @@ def read_list(cfg: SourceConfig) -> tuple[list[str], list[str] | None]:
     """The paths of a list file and, if it has a source column, each path's source."""
     p = Path(cfg.path or "").expanduser()
     if not p.is_file():
-        raise FileNotFoundError(f"data.sources[{cfg.name}].path: list file {p} does not exist")
+        raise MissingFileError(f"data.sources[{cfg.name}].path: list file {p} does not exist (fix the path)")
     return _read_list(str(p.resolve()), cfg.path_column, cfg.source_column, p.stat().st_mtime)
 
 
@@ -87,7 +88,8 @@ class ListSource:
         if sources is not None:
             paths = [p for p, s in zip(paths, sources, strict=True) if s == self.cfg.select[0]]
         if not paths:
-            raise FileNotFoundError(f"source '{self.name}': {self.cfg.path} lists no images for it")
+            raise MissingFileError(f"data.sources[{self.name}].path: {self.cfg.path} lists no images for it (check "
+                                   "its path and source columns)")
         return sorted(set(paths))  # a path listed twice is one image
 
     def sample_order(self, seed: int) -> list[str]:
