@@ -2,7 +2,8 @@
 
 A run dir holds ``config.yaml``, ``provenance.json``, ``log.jsonl``, ``manifest.jsonl`` (+ ``manifest.json``),
 ``state/`` (resumable training state), ``backbone.safetensors`` + ``backbone.json``, ``features/`` (the
-feature files: :mod:`dsbias.features.store`) and the results of the commands run on it (``metrics.json``...).
+feature files: :mod:`dsbias.features.store`), ``features_init/`` (the random-init control) and the results of
+the commands run on it (``metrics.json``...).
 :class:`RunDir` names every one of them.
 Every file is written to a temporary name in the same folder and renamed into place, so a crash never
 leaves a half-written file where a finished one is expected.
@@ -162,6 +163,12 @@ class RunDir:
     @property
     def features(self) -> Path:
         return self.root / "features"
+
+    @property
+    def init_features(self) -> Path:
+        """The features of the run's backbone at initialisation (same seed, same extraction): the random-init
+        control of a pretraining run."""
+        return self.root / "features_init"
 
     @property
     def metrics(self) -> Path:

@@ -30,7 +30,7 @@ from dsbias.data.config import DataConfig
 from dsbias.data.dataset import MixedDataset
 from dsbias.data.manifest import Manifest
 from dsbias.log import progress
-from dsbias.stats import classification_report, format_table
+from dsbias.stats import classification_report, format_p, format_table
 from dsbias.typedconfig import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -53,16 +53,23 @@ def split_rows(manifest: Manifest, max_train: int = 0) -> tuple[list[dict], list
     return train, val
 
 
+def val_groups(manifest: Manifest, val: list[dict]) -> np.ndarray | None:
+    """Group codes of the val rows (None when the manifest has no groups)."""
+    if not manifest.has_groups:
+        return None
+    return manifest.group_codes()[[r["index"] for r in val]]
+
+
 def _score(clf: Any, xtr: np.ndarray, ytr: np.ndarray, xva: np.ndarray, yva: np.ndarray,
-           sources: list[str]) -> dict[str, Any]:
-    """Fit ``clf`` and report val accuracy (with CI, chance, confusion) and train accuracy."""
+           sources: list[str], groups: np.ndarray | None = None) -> dict[str, Any]:
+    """Fit ``clf`` and report val accuracy (with CI, test, chance, confusion) and train accuracy."""
     if len(np.unique(ytr)) < 2:
         raise ConfigError("baselines: the train rows hold a single source")
     # One thread: these fits are small, and OpenMP spinning on a busy machine makes them 50x slower.
     with threadpool_limits(limits=1):
         clf.fit(xtr, ytr)
         pred_val, pred_train = clf.predict(xva), clf.predict(xtr)
-    report = classification_report(yva, pred_val, sources, train_labels=ytr)
+    report = classification_report(yva, pred_val, sources, train_labels=ytr, groups=groups)
     report["train_top1"] = float(np.mean(pred_train == ytr))
     report["n_train"] = int(len(ytr))
     return report
@@ -95,7 +102,7 @@ def metadata_baseline(manifest: Manifest, max_train: int = 0, seed: int = 0, wor
     ytr = np.array([r["source_id"] for r in train])
     yva = np.array([r["source_id"] for r in val])
     clf = HistGradientBoostingClassifier(max_iter=100, early_stopping=False, random_state=seed)
-    report = _score(clf, xtr, ytr, xva, yva, manifest.sources)
+    report = _score(clf, xtr, ytr, xva, yva, manifest.sources, val_groups(manifest, val))
     report["columns"] = columns
     return report
 
@@ -136,7 +143,7 @@ def tiny_image_baseline(manifest: Manifest, data: DataConfig, max_train: int = 0
     ytr = np.array([r["source_id"] for r in train])
     yva = np.array([r["source_id"] for r in val])
     clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, C=1.0, random_state=seed))
-    return _score(clf, xtr, ytr, xva, yva, manifest.sources)
+    return _score(clf, xtr, ytr, xva, yva, manifest.sources, val_groups(manifest, val))
 
 
 def metadata_summary(manifest: Manifest) -> dict[str, dict[str, Any]]:
@@ -165,13 +172,14 @@ def run_baselines(manifest: Manifest, data: DataConfig, max_train: int = 0, tiny
 
 def format_baselines(results: dict[str, Any]) -> str:
     """The printed summary: one line per baseline, then each confusion matrix, then the metadata summary."""
-    lines = [f"{'baseline':<10}{'val top-1':>10}{'95% CI':>15}{'chance':>8}{'majority':>10}{'train':>8}{'n val':>7}"]
+    lines = [f"{'baseline':<10}{'val top-1':>10}{'95% CI':>15}{'chance':>8}{'majority':>10}{'train':>8}{'n val':>7}"
+             f"{'p':>9}  verdict"]
     for name in ("metadata", "tiny"):
         if name in results:
             r = results[name]
             lines.append(f"{name:<10}{100 * r['top1']:>9.1f}%{100 * r['ci95'][0]:>8.1f}-{100 * r['ci95'][1]:<5.1f}"
                          f"{100 * r['chance']:>8.1f}{100 * r['majority']:>10.1f}{100 * r['train_top1']:>8.1f}"
-                         f"{r['n']:>7}")
+                         f"{r['n']:>7}{format_p(r['p_value']):>9}  {r['verdict']}")
     for name in ("metadata", "tiny"):
         if name in results:
             lines += ["", format_table(results[name], title=f"[{name}]")]

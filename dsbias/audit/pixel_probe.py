@@ -29,7 +29,7 @@ from dsbias.data.dataset import MixedDataset
 from dsbias.data.manifest import Manifest
 from dsbias.data.views import IMAGENET_MEAN, IMAGENET_STD, create_eval_transform
 from dsbias.log import progress
-from dsbias.stats import classification_report
+from dsbias.stats import DEFF_SHOWN, classification_report, format_p, holm, verdict
 
 DEFAULT_TRANSFORMS = ("", "grayscale", "mean_rgb", "lpf", "hpf", "pixel_shuffle_fixed", "pixel_shuffle_random",
                       "patch_shuffle_fixed", "patch_shuffle_random", "canny", "hog", "jpeg", "downup", "canonical")
@@ -45,11 +45,12 @@ def input_statistics(x: torch.Tensor) -> np.ndarray:
 
 def _features(
     manifest: Manifest, data: DataConfig, split: str, view: Any, workers: int
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     ds = MixedDataset.from_config(manifest, split, view, data)
     with ThreadPoolExecutor(max(1, workers)) as pool:
         xs = list(pool.map(lambda i: ds[i][0], range(len(ds))))
-    return input_statistics(torch.stack(xs)), ds.labels
+    groups = manifest.group_codes()[ds.index] if manifest.has_groups else None
+    return input_statistics(torch.stack(xs)), ds.labels, groups
 
 
 def pixel_probe_table(manifest: Manifest, data: DataConfig, transforms: tuple[str, ...] = DEFAULT_TRANSFORMS,
@@ -69,20 +70,25 @@ def pixel_probe_table(manifest: Manifest, data: DataConfig, transforms: tuple[st
         a = create_anatomy_transforms(cfg)
         view = create_eval_transform(data.image_size, data.crop_pct, *a.normalization(IMAGENET_MEAN, IMAGENET_STD),
                                      pil_fn=a.pil, tensor_fn=a.tensor)
-        xtr, ytr = _features(manifest, cfg, "train", view, workers)
-        xva, yva = _features(manifest, cfg, "val", view, workers)
+        xtr, ytr, _ = _features(manifest, cfg, "train", view, workers)
+        xva, yva, gva = _features(manifest, cfg, "val", view, workers)
         with threadpool_limits(limits=1):  # small fit; OpenMP spinning on a busy machine only slows it down
             clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=3000, C=0.1)).fit(xtr, ytr)
             pred = clf.predict(xva)
-        rows.append({"transform": name or "reference", **classification_report(yva, pred, manifest.sources, ytr)})
+        rows.append({"transform": name or "reference",
+                     **classification_report(yva, pred, manifest.sources, ytr, groups=gva)})
     return rows
 
 
 def format_anatomy_table(rows: list[dict[str, Any]]) -> str:
-    """``transformation | val top-1 | 95% CI | chance`` as a Markdown table."""
-    lines = ["| transformation | val top-1 | 95% CI | chance |", "|---|---|---|---|"]
-    for r in rows:
+    """``transformation | val top-1 | 95% CI | chance | p | verdict`` as a Markdown table (p-values Holm-corrected
+    across the rows: the table is one family of tests)."""
+    lines = ["| transformation | val top-1 | 95% CI | chance | p (Holm) | verdict |", "|---|---|---|---|---|---|"]
+    for r, p in zip(rows, holm([r["p_value"] for r in rows])):
         lo, hi = r["ci95"]
         lines.append(f"| {r['transform']} | {100 * r['top1']:.1f} | {100 * lo:.1f}-{100 * hi:.1f} | "
-                     f"{100 * r['chance']:.1f} |")
+                     f"{100 * r['chance']:.1f} | {format_p(p)} | {verdict(p, r['alpha'])} |")
+    wide = [f"{r['transform']} {r['design_effect']:.1f}" for r in rows if r["design_effect"] > DEFF_SHOWN]
+    if wide:
+        lines.append(f"\ndesign effect above {DEFF_SHOWN} (images of a group are not independent): {', '.join(wide)}")
     return "\n".join(lines)

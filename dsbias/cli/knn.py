@@ -1,7 +1,8 @@
 """``python probe/knn.py --features RUN_OR_FEATURES_DIR [--k 20 ...]``
 
 kNN probe of cached features (DINO protocol: L2-normalised, cosine, exp(sim/T)-weighted vote) of val against
-train; writes ``probe_knn.json`` beside the features and prints the table.
+train, with a group-aware interval, a test against chance and, on a pretraining run, the random-init control;
+writes ``probe_knn.json`` beside the features and prints the table.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ import time
 from dsbias.cli import args as cli
 from dsbias.features.store import load_features
 from dsbias.probes.knn import run_knn
-from dsbias.probes.result import summary_text, write_result
+from dsbias.probes.result import run_with_control, summary_text, write_result
+from dsbias.stats import format_p
 
 
 @cli.guarded
@@ -24,16 +26,19 @@ def main(argv: list[str]) -> int:
                    help="faiss backend: auto = GPU when faiss-gpu sees one (default)")
     p.add_argument("--query-chunk", type=int, default=4096, help="queries per faiss search call")
     p.add_argument("--threads", type=int, default=None, help="faiss OpenMP threads (default: faiss's)")
+    p.add_argument("--no-init", action="store_true", help="skip the random-init control (features_init/)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = cli.parse(p, argv)
     t0 = time.perf_counter()
     fs = load_features(args.features)
-    res = run_knn(fs, args.k, args.temperature, args.device, args.query_chunk, args.threads, not args.no_progress)
+    res = run_with_control(fs, lambda f: run_knn(f, args.k, args.temperature, args.device, args.query_chunk,
+                                                 args.threads, not args.no_progress), not args.no_init)
     settings = {"protocol": "DINO kNN: L2-normalised, cosine (faiss IndexFlatIP), exp(sim/T)-weighted vote",
                 "k": args.k, "temperature": args.temperature, "device": args.device,
                 "query_chunk": args.query_chunk, "threads": args.threads}
-    extra = [f"k={r['k']:>4}: top-1 {100 * r['top1']:.2f}%  (95% CI {100 * r['ci95'][0]:.1f}-{100 * r['ci95'][1]:.1f})"
-             for r in res["per_k"].values()]
+    extra = [f"k={r['k']:>4}: top-1 {100 * r['top1']:.2f}%  (95% CI {100 * r['ci95'][0]:.1f}-"
+             f"{100 * r['ci95'][1]:.1f}), {r['verdict']} (p = {format_p(r['p_value'])})"
+             for r in res["per_k"].values()] if len(args.k) > 1 else []
     seconds = time.perf_counter() - t0
     out = write_result(fs, "knn", res, settings, seconds)
     print(summary_text(res, f"kNN probe (k={res['k']}, T={args.temperature})", extra, seconds, out))

@@ -1,7 +1,8 @@
 """``python probe/linear.py --features RUN_OR_FEATURES_DIR [--seeds N] [--sklearn]``
 
 Linear probe of cached features (MAE protocol: train-standardised features + a linear layer, weight decay
-chosen on a held-out slice of train); writes ``probe_linear.json`` beside the features and prints the table.
+chosen on a held-out slice of train), with a group-aware interval, a test against chance and, on a pretraining
+run, the random-init control; writes ``probe_linear.json`` beside the features and prints the table.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dsbias.cli import args as cli
 from dsbias.errors import UserError
 from dsbias.features.store import load_features
 from dsbias.probes.linear import WD_GRID, run_linear
-from dsbias.probes.result import summary_text, write_result
+from dsbias.probes.result import run_with_control, summary_text, write_result
 
 PROTOCOL = ("MAE linear probe: train-standardised features (BN without affine) + linear layer, multinomial logistic "
             "regression, weight decay chosen on a held-out slice of train, refit on all of train, val predicted once")
@@ -29,13 +30,15 @@ def main(argv: list[str]) -> int:
     p.add_argument("--max-iter", type=int, default=100, help="L-BFGS iterations per fit")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="torch device (auto: CUDA if any)")
     p.add_argument("--sklearn", action="store_true", help="solve with scikit-learn LogisticRegression (baseline)")
+    p.add_argument("--no-init", action="store_true", help="skip the random-init control (features_init/)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = cli.parse(p, argv)
     if not 0 < args.holdout < 1:
         raise UserError(f"--holdout {args.holdout}: must be in (0, 1)")
     t0 = time.perf_counter()
     fs = load_features(args.features)
-    res = run_linear(fs, args.seeds, args.seed, args.wd, args.holdout, args.max_iter, args.device, args.sklearn)
+    res = run_with_control(fs, lambda f: run_linear(f, args.seeds, args.seed, args.wd, args.holdout, args.max_iter,
+                                                    args.device, args.sklearn), not args.no_init)
     settings = {"protocol": PROTOCOL,
                 "solver": "sklearn LogisticRegression(lbfgs)" if args.sklearn else "torch L-BFGS (strong Wolfe)",
                 "seeds": args.seeds, "seed": args.seed, "holdout": args.holdout, "wd_grid": args.wd,

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Literal
 
 from dsbias.anatomy.config import AnatomyConfig
 from dsbias.typedconfig import ConfigError
+
+GROUP_KINDS = ("regex", "dir", "column", "key")
 
 
 @dataclass
@@ -39,6 +42,10 @@ class SourceConfig:
             (``color``, ``noise``, ``blur``, ``jpeg``, ``size``).
         signature_id: Toy only: which signature this source gets; default = its rank among toy sources.
         native_size: Toy only: side of the rendered image in pixels; 0 means ``data.image_size``.
+        scene_size: Toy only: images per *scene* (0: every image independent). A scene has its own content and
+            a small signature of its own; its images are crops of it, drawn one scene after another, with items
+            ``<scene>/<crop>`` (so ``data.group={dir: 0}`` groups them): the crops-of-one-photo case.
+        scene_signature: Toy only: strength of each scene's own colour cast (0..1, like ``bias``).
     """
 
     name: str = ""
@@ -54,6 +61,47 @@ class SourceConfig:
     signature: list[str] = field(default_factory=lambda: ["color", "noise", "blur", "jpeg"])
     signature_id: int | None = None
     native_size: int = 0
+    scene_size: int = 0
+    scene_signature: float = 0.2
+
+
+@dataclass
+class GroupConfig:
+    """How each image gets a group id: images that belong together (the crops of one photo, one uploader's
+    burst, the frames of one video). A group never straddles train and val, and the intervals and tests
+    resample whole val groups. Set at most one field; none set means every image is its own group.
+
+    Attributes:
+        regex: Searched in the item path (relative to the source's root; ``shard/member`` in shards); the first
+            capture group is the id (the whole match without one). E.g. ``'([^/]+)__[^/]*$'`` for files named
+            ``GROUP__rest``.
+        dir: The N-th directory of the item path (0 = the first; negative counts from the end: -1 = the folder
+            holding the file).
+        column: ``list`` sources: the value of this column of the list file.
+        key: ``webdataset`` sources: the value of this key of the sample's ``.json``.
+    """
+
+    regex: str | None = None
+    dir: int | None = None
+    column: str | None = None
+    key: str | None = None
+
+    @property
+    def kind(self) -> str | None:
+        """Which field is set (``regex``, ``dir``, ``column``, ``key``), or None."""
+        set_ = [k for k in GROUP_KINDS if getattr(self, k) is not None]
+        return set_[0] if set_ else None
+
+    def check(self) -> None:
+        """At most one way of grouping; a regex that compiles."""
+        set_ = [k for k in GROUP_KINDS if getattr(self, k) is not None]
+        if len(set_) > 1:
+            raise ConfigError(f"data.group: {set_} are all set; give one of regex, dir, column, key")
+        if self.regex is not None:
+            try:
+                re.compile(self.regex)
+            except re.error as e:
+                raise ConfigError(f"data.group.regex={self.regex!r}: not a regular expression ({e})") from None
 
 
 @dataclass
@@ -85,6 +133,9 @@ class DataConfig:
         num_workers: DataLoader worker processes per training process.
         manifest: A manifest written by ``tools/manifest.py`` (``.../manifest.jsonl``): runs read exactly its rows
             instead of sampling; its sources must match ``sources``.
+        group: Which images belong together (:class:`GroupConfig`); unset: every image its own group. With
+            groups, each source's images are split into train and val by group (counts as close to
+            ``per_source`` as the group sizes allow) and pseudo-sources get whole groups.
         dedup: Exact (content-hash) duplicates among the sampled images: ``drop`` removes cross-source copies
             (all of them), cross-split copies (the val one) and within-source copies (all but one) and draws
             replacements so counts stay balanced; ``report`` only counts them; ``ignore`` skips the check (not
@@ -108,6 +159,7 @@ class DataConfig:
     max_short_side: int = 0
     num_workers: int = 2
     manifest: str | None = None
+    group: GroupConfig = field(default_factory=GroupConfig)
     dedup: Literal["drop", "report", "ignore"] = "drop"
     official_split: bool = True
     transform: str = ""
@@ -135,6 +187,10 @@ class DataConfig:
             raise ConfigError(f"data.pseudo={self.pseudo}: use 0 (off) or K >= 2")
         if self.per_source.train < 1 or self.per_source.val < 0:
             raise ConfigError("data.per_source: train must be >= 1 and val >= 0")
+        self.group.check()
+        for s in self.sources:
+            if s.scene_size < 0 or not 0 <= s.scene_signature <= 1:
+                raise ConfigError(f"data.sources[{s.name}]: scene_size must be >= 0 and scene_signature in [0, 1]")
         if self.image_size < 8:
             raise ConfigError(f"data.image_size={self.image_size}: too small")
         if not 0 < self.crop_pct <= 1:

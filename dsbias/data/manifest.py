@@ -10,6 +10,9 @@ are handled by ``data.dedup`` (:mod:`dsbias.data.dedup`) and counted in the summ
 With ``data.pseudo = K`` the single source gives ``K * (train + val)`` usable items, dealt round-robin to
 K pseudo-sources (disjoint random splits of one source: Liu & He's memorisation control).
 
+With ``data.group`` every row records its ``group`` (images that belong together) and the split is by group
+(:mod:`dsbias.data.groups`); without it ``group`` is null: every image is its own group.
+
 Rows are ordered train then val, and by source within a split. Row ``i`` is ``index = i`` everywhere
 downstream (datasets, feature files, probes). A manifest written once (``tools/manifest.py``) is reused by
 any run that sets ``data.manifest``.
@@ -29,15 +32,16 @@ from typing import Any
 import numpy as np
 
 from dsbias.data.config import DataConfig
+from dsbias.data.groups import create_group_lookup
 from dsbias.data.sampling import SPLITS, ShortSourceError, draw
 from dsbias.data.sources.registry import create_sources, expand_sources
 from dsbias.errors import UserError
 from dsbias.runs import RunDir, atomic_path, sha256_file, write_json
-from dsbias.typedconfig import diff_keys, to_dict
+from dsbias.typedconfig import ConfigError, diff_keys, merge, to_dict
 
 logger = logging.getLogger(__name__)
 
-MANIFEST_VERSION = 2
+MANIFEST_VERSION = 3  # 3: rows carry ``group``
 __all__ = ["SPLITS", "Manifest", "ManifestError", "ShortSourceError", "build_manifest", "load_or_build_manifest"]
 
 
@@ -51,8 +55,9 @@ class Manifest:
 
     Attributes:
         sources: Label names; ``source_id`` indexes this list.
-        rows: One dict per image: ``index, split, source, source_id, origin, item, width, height, format,
-            bytes, sha1, mode`` (native size/format/bytes of the image as collected; sha1 of the bytes read).
+        rows: One dict per image: ``index, split, source, source_id, origin, item, group, width, height, format,
+            bytes, sha1, mode`` (native size/format/bytes of the image as collected; sha1 of the bytes read;
+            ``group`` null when the image is its own group).
         summary: Requested and obtained counts, skipped counts by reason, duplicates, seed, data config.
     """
 
@@ -70,6 +75,21 @@ class Manifest:
     def labels(self) -> np.ndarray:
         """Source id of every row. ``[N]`` int64."""
         return np.array([r["source_id"] for r in self.rows], dtype=np.int64)
+
+    @property
+    def has_groups(self) -> bool:
+        """Some row has a group (``data.group`` was set when it was drawn)."""
+        return any(r.get("group") is not None for r in self.rows)
+
+    def group_codes(self) -> np.ndarray:
+        """Group of every row as an int code ``[N]``: one code per (source, group); a row without a group gets a
+        code of its own. Codes are shared by train and val, so a group on both sides shows."""
+        codes: dict[tuple[int, str], int] = {}
+        out = np.empty(len(self.rows), dtype=np.int64)
+        for i, r in enumerate(self.rows):
+            key = (r["source_id"], r["group"]) if r.get("group") is not None else (-1, str(i))
+            out[i] = codes.setdefault(key, len(codes))
+        return out
 
     def save(self, path: str | Path) -> None:
         """Write ``manifest.jsonl`` (rows) and ``manifest.json`` (summary, with the rows' sha256) atomically."""
@@ -117,7 +137,8 @@ def build_manifest(data: DataConfig) -> Manifest:
     """
     t0 = time.perf_counter()
     expanded = expand_sources(data)
-    d = draw(data, create_sources(data))
+    readers = create_sources(data)
+    d = draw(data, readers, create_group_lookup(data, readers))
     rows: list[dict[str, Any]] = []
     obtained: dict[str, dict[str, int]] = {}
     for split in SPLITS:
@@ -125,14 +146,17 @@ def build_manifest(data: DataConfig) -> Manifest:
             part = d.chosen[lab][split]
             obtained.setdefault(lab, {})[split] = len(part)
             for origin, item, info in part:
+                group = d.groups[(origin, item)] if d.groups is not None else None
                 rows.append({"index": len(rows), "split": split, "source": lab, "source_id": sid,
-                             "origin": origin, "item": item, "width": info.width, "height": info.height,
+                             "origin": origin, "item": item, "group": group, "width": info.width,
+                             "height": info.height,
                              "format": info.format, "bytes": info.bytes, "sha1": info.sha1, "mode": info.mode})
     cap = data.max_short_side
     above = Counter(r["source"] for r in rows if cap and min(r["width"], r["height"]) > cap)
     summary = {"seed": data.seed, "requested": {"train": data.per_source.train, "val": data.per_source.val},
                "obtained": obtained, "skipped": d.skipped, "duplicates": d.duplicates, "pseudo": data.pseudo,
                "source_kinds": {s.name: s.kind for s in expanded.sources},
+               "groups": {"by": to_dict(data.group), **d.group_summary} if d.groups is not None else None,
                # The load-time cap, and per source how many rows are natively larger (resized when read,
                # unless their stored copy is already smaller, as in shards from tools/prepare.py).
                "max_short_side": cap,
@@ -165,6 +189,10 @@ def _given_manifest(data: DataConfig, path: Path) -> Manifest:
     if bad:
         raise ManifestError(f"data.manifest={data.manifest}: source kinds differ for {bad}: "
                          f"manifest {[kinds[n] for n in bad]}, config {[expanded[n] for n in bad]}")
+    given_group = given.summary.get("data", {}).get("group") or to_dict(type(data.group)())
+    if given_group != to_dict(data.group):
+        raise ManifestError(f"data.manifest={data.manifest}: drawn with data.group={given_group}, the config has "
+                         f"{to_dict(data.group)}; draw the manifest again with the config's data.group")
     if path.exists() and path.with_suffix(".json").exists():
         here = Manifest.load(path)
         if here.summary.get("sha256") != given.summary.get("sha256"):
@@ -178,6 +206,15 @@ def _given_manifest(data: DataConfig, path: Path) -> Manifest:
 
 
 NOT_SAMPLING_KEYS = {"num_workers", "transform", "anatomy", "crop_pct"}
+
+
+def _with_defaults(old: dict[str, Any]) -> dict[str, Any]:
+    """A data config recorded by an older dsbias, with the fields added since at their defaults (which draw the
+    same images), so a run dir made before a new field stays resumable."""
+    try:
+        return to_dict(merge(DataConfig(), old, "manifest.json"))
+    except ConfigError:
+        return old
 
 
 def load_or_build_manifest(data: DataConfig, path: str | Path) -> Manifest:
@@ -198,7 +235,7 @@ def load_or_build_manifest(data: DataConfig, path: str | Path) -> Manifest:
         # Keys that change how images are used, not which are drawn, may differ (a transform, workers...).
         # max_short_side is a sampling key: the manifest records how its images are read (older ones: off).
         old, new = ({k: v for k, v in d.items() if k not in NOT_SAMPLING_KEYS}
-                    for d in ({"max_short_side": 0, **manifest.summary.get("data", {})}, to_dict(data)))
+                    for d in (_with_defaults({"max_short_side": 0, **manifest.summary.get("data", {})}), to_dict(data)))
         changed = sorted({k.split(".")[0] for k in diff_keys(old, new)})
         if changed:
             raise ManifestError(f"{path}: drawn with another data config ({', '.join('data.' + k for k in changed)} "
@@ -230,6 +267,11 @@ def summary_text(manifest: Manifest, path: str | Path) -> str:
     lines.append(f"duplicates ({dup.get('policy')}): cross-source {dup.get('cross_source', 0)}, "
                  f"cross-split {dup.get('cross_split', 0)}, within-source {dup.get('within_source', 0)}; "
                  f"dropped {sum(dup.get('dropped', {}).values())}")
+    if s.get("groups"):
+        per = s["groups"]["per_source"]
+        lines.append("groups (train/val): " + ", ".join(f"{lab} {g['train']}/{g['val']}" for lab, g in per.items())
+                     + (f"; on both sides of an official split: {s['groups']['across_split']}"
+                        if s["groups"].get("across_split") else ""))
     lines.append(f"{len(manifest)} rows in {s.get('build_seconds', 0):.1f}s -> {path}; "
                  f"use it with data.manifest={path}")
     return "\n".join(lines)

@@ -4,6 +4,10 @@ Each source's items are visited in its seeded order (uniform over the whole sour
 first ``train`` usable ones go to train and the next ``val`` to val (a source with an official split has one
 stream per split). Duplicates found by :mod:`dsbias.data.dedup` are dropped and replaced by the next usable
 items of the same stream, until no dropped duplicate is left, so every source keeps its requested counts.
+
+With ``data.group`` the first ``train + val`` usable items of a source form one pool, de-duplicated the same
+way, and the pool is then split by group (:mod:`dsbias.data.groups`): no group on both sides, counts as close to
+the requested ones as the group sizes allow. Pseudo-sources get whole groups. An official split is kept as given.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from typing import Any
 from dsbias.data.config import DataConfig
 from dsbias.data.decode import DecodeError, ImageInfo
 from dsbias.data.dedup import KINDS, plan_dedup
+from dsbias.data.groups import deal_groups, merged_groups, split_groups
 from dsbias.data.sources.base import Source
 from dsbias.errors import UserError
 
@@ -29,7 +34,7 @@ Pick = tuple[str, str, ImageInfo]  # (origin source, item, info)
 
 
 class ShortSourceError(UserError, RuntimeError):
-    """A source has fewer usable images than the config asks for."""
+    """A source has fewer usable images than the config asks for (or, with groups, a split got none)."""
 
 
 class Stream:
@@ -79,6 +84,8 @@ class Draw:
     chosen: dict[str, dict[str, list[Pick]]]
     skipped: dict[str, dict[str, int]]
     duplicates: dict[str, Any] = field(default_factory=dict)
+    groups: dict[tuple[str, str], str] | None = None  # (origin, item) -> group id, with data.group
+    group_summary: dict[str, Any] = field(default_factory=dict)
 
 
 def _streams(data: DataConfig, readers: dict[str, Source], pool: ThreadPoolExecutor):
@@ -143,15 +150,88 @@ def _initial(data: DataConfig, labels: list[str], stream_of: dict) -> dict[str, 
     return chosen
 
 
-def draw(data: DataConfig, readers: dict[str, Source]) -> Draw:
+def _pools(data: DataConfig, labels: list[str], stream_of: dict) -> dict[str, dict[str, list[Pick]]]:
+    """First fill with groups: a source's train + val items as one pool (under "train"), split after de-dup;
+    the pseudo-sources' whole pool under the first label. Official splits as in :func:`_initial`."""
+    n_train, n_val = data.per_source.train, data.per_source.val
+    chosen: dict[str, dict[str, list[Pick]]] = {}
+    for lab in labels[:1] if data.pseudo else labels:
+        s_tr, s_val = stream_of[(lab, "train")], stream_of[(lab, "val")]
+        if s_tr is s_val:
+            need = (data.pseudo or 1) * (n_train + n_val)
+            items = s_tr.take(need)
+            _check_short(s_tr.source.name if data.pseudo else lab, len(items), need, data, s_tr)
+            chosen[lab] = {"train": items, "val": []}
+        else:
+            tr, va = s_tr.take(n_train), s_val.take(n_val)
+            _check_short(lab, len(tr), n_train, data, s_tr, " (train split)")
+            _check_short(lab, len(va), n_val, data, s_val, " (val split)")
+            chosen[lab] = {"train": tr, "val": va}
+    for lab in labels[1:] if data.pseudo else []:
+        chosen[lab] = {"train": [], "val": []}
+    return chosen
+
+
+def _split_pools(data: DataConfig, labels: list[str], chosen: dict, stream_of: dict, lookup: dict) -> Draw:
+    """Split the pools of :func:`_pools` by group; returns a partial Draw (chosen, groups, group summary)."""
+    cache: dict[tuple[str, str], str] = {}
+
+    def raw(p: Pick) -> str:
+        if (p[0], p[1]) not in cache:
+            cache[(p[0], p[1])] = lookup[p[0]](p[1])
+        return cache[(p[0], p[1])]
+
+    n_train, n_val = data.per_source.train, data.per_source.val
+    pooled = [lab for lab in labels if stream_of[(lab, "train")] is stream_of[(lab, "val")]]
+    all_picks = [p for lab in labels for s in SPLITS for p in chosen[lab][s]]
+    merged = {}  # images with the same bytes: one group (within an origin), so a copy never straddles the split
+    for origin in dict.fromkeys(p[0] for p in all_picks):
+        mine = [p for p in all_picks if p[0] == origin]
+        merged[origin] = merged_groups(mine, raw, lambda p: p[2].sha1)
+    group = {(p[0], p[1]): merged[p[0]][raw(p)] for p in all_picks}
+
+    def key(p: Pick) -> str:
+        return group[(p[0], p[1])]
+
+    if data.pseudo and labels[0] in pooled:
+        parts = deal_groups(chosen[labels[0]]["train"], key, data.pseudo, "deal", data.seed)
+        chosen = {lab: {"train": part, "val": []} for lab, part in zip(labels, parts)}
+    summary: dict[str, Any] = {"per_source": {}, "across_split": {}}
+    for lab in labels:
+        if lab in pooled or data.pseudo:
+            pool = chosen[lab]["train"]
+            want_val = round(len(pool) * n_val / (n_train + n_val))  # = n_val unless allow_fewer shortened it
+            chosen[lab]["train"], chosen[lab]["val"] = split_groups(pool, key, want_val, "split", data.seed, lab)
+            if n_val and (not chosen[lab]["val"] or not chosen[lab]["train"]):
+                raise ShortSourceError(f"source '{lab}': {len(pool)} images in {len({key(p) for p in pool})} "
+                                       f"group(s) cannot be split into train and val by group (data.group); use "
+                                       "finer groups or more images per source (data.per_source)")
+        gs = {s: {key(p) for p in chosen[lab][s]} for s in SPLITS}
+        summary["per_source"][lab] = {s: len(gs[s]) for s in SPLITS}
+        both = gs["train"] & gs["val"]
+        if both:  # only an official split can put one group on both sides: it is kept as given
+            summary["across_split"][lab] = len(both)
+            logger.warning("source %s: %d group(s) on both sides of its official split (kept as given)", lab,
+                           len(both))
+    return Draw(labels, chosen, {}, groups=group, group_summary=summary)
+
+
+def draw(data: DataConfig, readers: dict[str, Source], lookup: dict[str, Any] | None = None) -> Draw:
     """Sample every source, split train/val, de-duplicate (``data.dedup``) and refill.
 
+    Args:
+        data: The data config.
+        readers: The sources by name.
+        lookup: Per source, ``item -> group id`` (:func:`dsbias.data.groups.create_group_lookup`); with it, the
+            split is by group.
+
     Raises:
-        ShortSourceError: A source has too few usable images and ``allow_fewer`` is off.
+        ShortSourceError: A source has too few usable images and ``allow_fewer`` is off, or its groups cannot
+            be split.
     """
     with ThreadPoolExecutor(max_workers=max(1, data.num_workers * 2)) as pool:
         labels, stream_of = _streams(data, readers, pool)
-        chosen = _initial(data, labels, stream_of)
+        chosen = _initial(data, labels, stream_of) if lookup is None else _pools(data, labels, stream_of)
         target = {(lab, s): len(chosen[lab][s]) for lab in labels for s in SPLITS}
         found: dict[str, str] = {}  # sha1 -> kind of every group found in any pass
         dropped: Counter = Counter()
@@ -188,4 +268,8 @@ def draw(data: DataConfig, readers: dict[str, Source]) -> Draw:
     if sum(groups.values()):
         logger.warning("duplicates among sampled images: %s (policy %s, dropped %d)",
                        {k: groups[k] for k in KINDS}, data.dedup, sum(dropped.values()))
-    return Draw(labels, chosen, {k: dict(v) for k, v in skipped.items()}, duplicates)
+    out = Draw(labels, chosen, {k: dict(v) for k, v in skipped.items()}, duplicates)
+    if lookup is not None:
+        split = _split_pools(data, labels, chosen, stream_of, lookup)
+        out.chosen, out.groups, out.group_summary = split.chosen, split.groups, split.group_summary
+    return out

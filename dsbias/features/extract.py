@@ -187,6 +187,8 @@ def extract_features(
     if accelerator.is_main_process:
         for split in SPLITS:
             store.publish_parts(out, split, dim, settings.block_rows, datasets[split].labels, datasets[split].index)
+            if manifest.has_groups:  # the probes' intervals and tests resample whole val groups
+                store.write_groups(out, split, manifest.group_codes()[np.asarray(datasets[split].index)])
         store.write_meta(out, full_meta)
         store.remove_parts(out)
         logger.info("features: %s (dim %d, %s)", out, dim, full_meta["counts"])

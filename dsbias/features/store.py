@@ -6,10 +6,14 @@ A features directory holds, for each split in ``{train, val}``::
     {split}_features.npy   float32 [N, D]  raw pooled features (not normalised; each probe normalises itself)
     {split}_labels.npy     int64   [N]     source ids (index into meta["sources"])
     {split}_index.npy      int64   [N]     manifest rows, ascending (row i of features is manifest row index[i])
+    {split}_groups.npy     int64   [N]     optional: group code of each row (images that belong together, codes
+                                           shared by train and val); absent = every row its own group
     meta.json              {"format_version", "dim", "dtype", "sources", "counts", "pooling", "backbone",
                             "checkpoint_sha256", "manifest_sha256", ...}
 
 and what is computed from them beside them (``probe_<name>.json``, :func:`result_path`; ``leakage.json``).
+A pretraining run also writes the features of its backbone at initialisation (``features_init/``, the
+random-init control; :func:`find_init_features`).
 ``.npy`` is memory-mappable (``np.load(mmap_mode="r")``), needs no torch to read and cannot hold code; the JSON
 sidecar follows nanoGPT's ``train.bin`` + ``meta.pkl``, minus the pickle.
 
@@ -29,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from dsbias.errors import UserError
-from dsbias.runs import atomic_path, read_json, save_npy, write_json
+from dsbias.runs import RunDir, atomic_path, read_json, save_npy, write_json
 
 FORMAT_VERSION = 1
 SPLITS = ("train", "val")
@@ -57,11 +61,13 @@ def leakage_path(root: str | Path) -> Path:
 
 @dataclass
 class FeatureSplit:
-    """One split's arrays: ``features [N, D]``, ``labels [N]``, ``index [N]``."""
+    """One split's arrays: ``features [N, D]``, ``labels [N]``, ``index [N]``, ``groups [N]`` (None: one group
+    per row)."""
 
     features: np.ndarray
     labels: np.ndarray
     index: np.ndarray
+    groups: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -97,11 +103,19 @@ def write_split(root: str | Path, split: str, features: np.ndarray, labels: np.n
     save_npy(split_file(root, split, "index"), np.asarray(index, dtype=np.int64))
 
 
+def write_groups(root: str | Path, split: str, groups: np.ndarray) -> None:
+    """Atomically write one split's group codes ``[N]`` (rows in the split's manifest order)."""
+    save_npy(split_file(root, split, "groups"), np.asarray(groups, dtype=np.int64))
+
+
 def mark_incomplete(root: str | Path) -> None:
-    """Create ``root`` and remove its ``meta.json``: the directory is incomplete until :func:`write_meta`."""
+    """Create ``root`` and remove its ``meta.json`` (and stale group files): the directory is incomplete until
+    :func:`write_meta`."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     (root / META).unlink(missing_ok=True)
+    for split in SPLITS:
+        split_file(root, split, "groups").unlink(missing_ok=True)
 
 
 # An extraction in progress: one part file per block of rows, each written once (atomically) by the one process
@@ -228,7 +242,15 @@ def _check_split(root: Path, split: str, meta: dict[str, Any], mmap: bool) -> Fe
     for start in range(0, x.shape[0], 65536):
         if not np.isfinite(x[start:start + 65536]).all():
             raise FeatureError(f"{name}: NaN or inf in rows {start}..{min(start + 65536, x.shape[0]) - 1}")
-    return FeatureSplit(features=x, labels=np.asarray(y, dtype=np.int64), index=np.asarray(idx, dtype=np.int64))
+    groups = None
+    gfile = split_file(root, split, "groups")
+    if gfile.is_file():
+        groups = np.load(gfile, allow_pickle=False)
+        if groups.shape != (x.shape[0],) or groups.dtype.kind not in "iu":
+            raise FeatureError(f"{gfile}: expected {x.shape[0]} integer group codes, got {groups.dtype} {groups.shape}")
+        groups = np.asarray(groups, dtype=np.int64)
+    return FeatureSplit(features=x, labels=np.asarray(y, dtype=np.int64), index=np.asarray(idx, dtype=np.int64),
+                        groups=groups)
 
 
 def load_features(path: str | Path, mmap: bool = True) -> FeatureSet:
@@ -263,4 +285,29 @@ def load_features(path: str | Path, mmap: bool = True) -> FeatureSet:
     train, val = (_check_split(root, s, meta, mmap) for s in SPLITS)
     if len(train) == 0 or len(val) == 0:
         raise FeatureError(f"{root}: empty split (train {len(train)}, val {len(val)} rows)")
+    if (train.groups is None) != (val.groups is None):
+        raise FeatureError(f"{root}: {{train,val}}_groups.npy: one split has group codes and the other not")
     return FeatureSet(root=root, meta=meta, train=train, val=val)
+
+
+def shared_groups(fs: FeatureSet) -> int:
+    """Number of group codes found in both train and val (0 without groups): a group on both sides leaks."""
+    if fs.train.groups is None or fs.val.groups is None:
+        return 0
+    return int(np.intersect1d(fs.train.groups, fs.val.groups).size)
+
+
+def find_init_features(fs: FeatureSet) -> FeatureSet | None:
+    """The random-init control of a pretraining run's features (its ``features_init/``), or None.
+
+    Raises:
+        FeatureError: The control exists but was extracted from other rows (a stale directory).
+    """
+    run = RunDir.at(fs.root.parent)
+    if fs.root.resolve() != run.features.resolve() or not (run.init_features / META).is_file():
+        return None
+    init = load_features(run.init_features)
+    if not np.array_equal(init.val.index, fs.val.index) or init.sources != fs.sources:
+        raise FeatureError(f"{run.init_features}: its val rows or sources differ from {fs.root}'s (stale); "
+                           f"rerun: python ssl/extract.py --run {run.root}")
+    return init

@@ -16,6 +16,7 @@ from accelerate.utils import set_seed
 from dsbias.classify.evaluate import Evaluator, Predictions, best_val, predict
 from dsbias.classify.finetune import init_from_run
 from dsbias.classify.loss_check import loss_trend
+from dsbias.classify.underfit import underfit_check
 from dsbias.config import Config, ConfigError
 from dsbias.data.dataset import MixedDataset
 from dsbias.data.manifest import Manifest
@@ -75,17 +76,21 @@ def build_metrics(cfg: Config, run: RunDir, manifest: Manifest, val: Predictions
                   summary: dict[str, Any], params: int | None = None) -> dict[str, Any]:
     """``metrics.json``: the val report (top-1, CI, chance, confusion...), train top-1, loss trend, warnings."""
     train_labels = manifest.labels()[manifest.split_indices("train")]
-    report = classification_report(val.labels, val.preds, manifest.sources, train_labels=train_labels)
+    groups = manifest.group_codes()[val.index] if manifest.has_groups else None
+    report = classification_report(val.labels, val.preds, manifest.sources, train_labels=train_labels,
+                                   groups=groups, seed=cfg.train.seed)
     records = JsonlLog(run.log).read()
     trend = loss_trend(records, len(manifest.sources), cfg.classify.loss_window, cfg.classify.loss_drop)
     warnings = []
     if trend["loss_decreased"] is False:
         warnings.append(f"training loss did not decrease (first {trend['loss_first']:.4f} -> last "
                         f"{trend['loss_last']:.4f}): the run failed to train (Liu & He's 'fail')")
-    if cfg.data.pseudo and report["n"] and report["ci95"][0] > report["chance"]:
+    if cfg.data.pseudo and report["n"] and report["verdict"] == "separable":
         warnings.append("val accuracy is above chance on pseudo-datasets (splits of ONE source): "
                         "a leak in the pipeline, not dataset bias")
     train_top1 = train_pred.top1 if train_pred is not None else None
+    underfit = underfit_check(train_top1, report["top1"], records, cfg.train.samples, cfg.model.name)
+    warnings += [f"likely underfit: {r}" for r in underfit["reasons"]]
     aug, corrupt = cfg.method.supervised.augment, cfg.method.supervised.corrupt
     return {
         **report,
@@ -97,6 +102,7 @@ def build_metrics(cfg: Config, run: RunDir, manifest: Manifest, val: Predictions
                        if train_pred is not None else None),
         "n_train": int(train_labels.size),
         **trend,
+        "underfit": underfit,
         "warnings": warnings,
         "pseudo": cfg.data.pseudo,
         "model": cfg.model.name,
@@ -132,6 +138,7 @@ def summary_text(cfg: Config, run: RunDir, m: dict[str, Any]) -> str:
                      f"{m['val_evals']} evaluations (chosen on val, optimistic; the reported top-1 is the final "
                      f"step's {100 * m['top1']:.1f}%)")
     lines.append(f"{m['steps']} steps, {m['samples']} samples, {m['wall_s']:.1f}s ({m['img_per_s']:.0f} img/s)")
+    lines += [f"note: {n}" for n in m["notes"]]
     lines += [f"WARNING: {w}" for w in m["warnings"]]
     lines.append(f"-> {run.metrics}   backbone {run.backbone_weights}")
     return "\n".join(lines)

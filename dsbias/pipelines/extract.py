@@ -16,13 +16,14 @@ from dsbias.features.extract import extract_features
 from dsbias.log import setup_logging
 from dsbias.models.backbones import create_backbone
 from dsbias.models.frozen import load_frozen
-from dsbias.pipelines.stages import build_data, features_of_run, holds_run_dir, on_main, prepare_run
+from dsbias.pipelines.stages import build_data, features_of_run, holds_run_dir, init_backbone, on_main, prepare_run
 from dsbias.runs import RunDir, lock_run, released_after
 
 
 def extract_run(run_dir: str | Path) -> Path:
     """Rewrite ``RUN_DIR/features`` from the run's backbone (``--backbone run:RUN_DIR``), on the run's own data and
-    manifest, with the run's ``config.yaml``."""
+    manifest, with the run's ``config.yaml`` (and, for a pretraining run, its random-init control
+    ``features_init/``)."""
     run = RunDir.at(run_dir)
     if not run.config.is_file():
         raise UserError(f"{run.config} not found: --run needs a dsbias run dir")
@@ -35,6 +36,9 @@ def extract_run(run_dir: str | Path) -> Path:
         fb = load_frozen(cfg.extract, cfg.train.seed)
         done = extract_features(fb.module, manifest, cfg.data, run.features, accelerator, settings=cfg.extract,
                                 meta={**fb.record, "manifest_path": str(run.manifest)})
+        if done and (cfg.method.name != "supervised" or run.init_features.exists()):  # pretraining has the control
+            done = features_of_run(run, init_backbone(cfg, len(manifest.sources)), cfg, manifest, accelerator,
+                                   init=True)
     _summary(run, accelerator.is_main_process, done)
     return run.features
 

@@ -1,10 +1,14 @@
 """Pretraining main: data -> method -> engine -> export -> features, without source labels.
 
 Reads like a table of contents; the stages are shared with the other mains (:mod:`dsbias.pipelines.stages`).
+Besides the trained features it writes those of the same backbone at initialisation (``features_init/``):
+random convolutional and ViT features already see colour, blur and noise, so the probes report how much the
+pretraining added over them (``gain_over_init``).
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 from typing import Any
 
@@ -31,6 +35,7 @@ def pretrain(cfg: Config) -> dict[str, Any]:
     # ============ method ============
     set_seed(cfg.train.seed)  # the same initial weights in every run (reruns and resumes compare exactly)
     method = create_method(cfg, len(manifest.sources))
+    at_init = copy.deepcopy(method.backbone) if cfg.train.extract else None  # the random-init control
     dataset = MixedDataset.from_config(manifest, "train", method.create_train_transform(), cfg.data)
     # ============ training ============
     summary = train(cfg, method, dataset, run, accelerator)
@@ -41,8 +46,11 @@ def pretrain(cfg: Config) -> dict[str, Any]:
     if not (done and run.backbone_meta.exists()):
         export_backbone(run, method, cfg, manifest, accelerator)
     # ============ features ============
-    if cfg.train.extract and not (done and (run.features / store.META).exists()):
-        features_of_run(run, method.backbone, cfg, manifest, accelerator)
+    # The control only once the trained features are complete (extract.stop_after may stop them); a finished
+    # run's rerun keeps both.
+    kept = done and all((d / store.META).exists() for d in (run.features, run.init_features))
+    if cfg.train.extract and not kept and features_of_run(run, method.backbone, cfg, manifest, accelerator):
+        features_of_run(run, at_init, cfg, manifest, accelerator, init=True)
     if accelerator.is_main_process:
         print(summary_text(cfg, run, summary))
     return summary
@@ -62,4 +70,5 @@ def summary_text(cfg: Config, run: RunDir, summary: dict[str, Any]) -> str:
     ]
     if cfg.train.extract:
         lines.append(f"   features  {run.features}  -> python probe/linear.py --features {run.root}")
+        lines.append(f"   control   {run.init_features} (the same backbone at initialisation)")
     return "\n".join(lines)

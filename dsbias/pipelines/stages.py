@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from accelerate import Accelerator
-from accelerate.utils import broadcast_object_list
+from accelerate.utils import broadcast_object_list, set_seed
 from torch import nn
 
 from dsbias.anatomy.transforms import create_anatomy_transforms
@@ -21,6 +21,7 @@ from dsbias.errors import FailedOnMain, UserError
 from dsbias.features import store
 from dsbias.features.extract import extract_features
 from dsbias.log import setup_logging
+from dsbias.methods.registry import create_method
 from dsbias.models.backbones import save_backbone
 from dsbias.runs import JsonlLog, RunDir, lock_run, provenance, released_after, sha256_file, write_json, write_text
 from dsbias.typedconfig import ConfigError, diff_keys, dump_yaml, to_dict
@@ -73,8 +74,8 @@ def holds_run_dir(main: Callable[..., T]) -> Callable[..., T]:
 def started(run: RunDir) -> bool:
     """Whether the run dir holds work a changed config would invalidate: a checkpoint, an exported backbone,
     features (finished or in parts)."""
-    return (latest_checkpoint(run) is not None or run.backbone_meta.exists()
-            or (run.features / store.META).exists() or store.parts_dir(run.features).exists())
+    return latest_checkpoint(run) is not None or run.backbone_meta.exists() or any(
+        (d / store.META).exists() or store.parts_dir(d).exists() for d in (run.features, run.init_features))
 
 
 def _changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
@@ -158,10 +159,24 @@ def export_backbone(run: RunDir, method: nn.Module, cfg: Config, manifest: Manif
 
 
 def features_of_run(run: RunDir, backbone: nn.Module, cfg: Config, manifest: Manifest,
-                    accelerator: Accelerator) -> bool:
+                    accelerator: Accelerator, init: bool = False) -> bool:
     """Extract the run's features into ``run/features`` with provenance in ``meta.json``; False if
-    ``extract.stop_after`` stopped it before the end."""
-    return extract_features(backbone, manifest, cfg.data, run.features, accelerator, meta={
-        **backbone_meta(cfg, manifest), "backbone": cfg.model.name, "manifest_path": str(run.manifest),
-        "checkpoint_sha256": sha256_file(run.backbone_weights) if run.backbone_weights.exists() else None,
-        "run": str(run.root)}, settings=cfg.extract)
+    ``extract.stop_after`` stopped it before the end.
+
+    Args:
+        init: ``backbone`` is the run's backbone at initialisation: write the random-init control
+            (``run/features_init``, same extraction) instead.
+    """
+    sha = sha256_file(run.backbone_weights) if run.backbone_weights.exists() and not init else None
+    return extract_features(backbone, manifest, cfg.data, run.init_features if init else run.features, accelerator,
+                            meta={**backbone_meta(cfg, manifest), "backbone": cfg.model.name,
+                                  "manifest_path": str(run.manifest), "checkpoint_sha256": sha, "run": str(run.root),
+                                  **({"control": "init", "init_seed": cfg.train.seed,
+                                      "init_weights": cfg.model.weights} if init else {})},
+                            settings=cfg.extract)
+
+
+def init_backbone(cfg: Config, num_sources: int) -> nn.Module:
+    """The run's backbone at initialisation: the method built exactly as its training run built it (same seed)."""
+    set_seed(cfg.train.seed)
+    return create_method(cfg, num_sources).backbone

@@ -18,7 +18,8 @@ from dsbias.errors import UserError
 from dsbias.features.store import FeatureSet
 from dsbias.log import progress as progress_bar
 from dsbias.probes.labels import check_labels
-from dsbias.stats import bootstrap_ci, classification_report
+from dsbias.probes.result import group_notes
+from dsbias.stats import classification_report
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +132,7 @@ def resolve_backend(requested: str, max_k: int, notes: list[str]) -> str:
 def run_knn(
     fs: FeatureSet, ks: list[int] | tuple[int, ...] = (20,), temperature: float = 0.07, device: str = "auto",
     query_chunk: int = 4096, threads: int | None = None, progress: bool = True,
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], np.ndarray]:
     """kNN probe of val against train: one search at the largest k, a report per k.
 
     Args:
@@ -144,15 +145,15 @@ def run_knn(
         progress: Progress bars.
 
     Returns:
-        A JSON-ready dict: the primary k's ``classification_report`` fields plus ``per_k``, ``k``, ``backend``,
-        ``notes``, ``n_train``, ``n_val``, ``warnings``.
+        A JSON-ready dict (the primary k's ``classification_report`` fields plus ``per_k``, ``k``, ``backend``,
+        ``notes``, ``n_train``, ``n_val``, ``warnings``) and the primary k's val predictions ``[M]``.
 
     Raises:
         FeatureError: Fewer than two sources have rows in a split (:func:`~dsbias.probes.labels.check_labels`).
     """
     warnings = check_labels(fs)
     n_train, n_val, num_classes = len(fs.train), len(fs.val), len(fs.sources)
-    notes: list[str] = []
+    notes: list[str] = group_notes(fs)
     ks_eff = []
     for k in ks:
         if k < 1:
@@ -167,17 +168,17 @@ def run_knn(
              backend)
     sims, idx = knn_search(fs.train.features, fs.val.features, max(ks_eff), backend, query_chunk, progress)
     neighbour_labels = fs.train.labels[idx]  # [Q, K]
-    per_k = {}
+    per_k, preds = {}, {}
     for k_req, k in zip(ks, ks_eff):
         pred = np.concatenate([  # voted in row chunks: the float64 weights stay small for millions of queries
             knn_vote(sims[i:i + ADD_CHUNK, :k], neighbour_labels[i:i + ADD_CHUNK, :k], num_classes, temperature)
             .argmax(1) for i in range(0, n_val, ADD_CHUNK)])
-        rep = classification_report(fs.val.labels, pred, fs.sources, fs.train.labels)
-        rep["ci95_bootstrap"] = list(bootstrap_ci(pred == fs.val.labels))
+        rep = classification_report(fs.val.labels, pred, fs.sources, fs.train.labels, groups=fs.val.groups)
         rep["k"] = k
         per_k[str(k_req)] = rep
+        preds[str(k_req)] = pred
     for note in notes:
         log.warning("kNN: %s", note)
     primary = per_k[str(ks[0])]
-    return {**primary, "per_k": per_k, "backend": backend, "notes": notes, "n_train": n_train, "n_val": n_val,
-            "warnings": warnings}
+    return ({**primary, "per_k": per_k, "backend": backend, "notes": [*notes, *primary["notes"]],
+             "n_train": n_train, "n_val": n_val, "warnings": warnings}, preds[str(ks[0])])

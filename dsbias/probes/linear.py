@@ -22,7 +22,8 @@ from torch import nn
 from dsbias.errors import UserError
 from dsbias.features.store import FeatureSet
 from dsbias.probes.labels import check_labels
-from dsbias.stats import bootstrap_ci, classification_report, mean_std
+from dsbias.probes.result import group_notes
+from dsbias.stats import classification_report, mean_std
 
 log = logging.getLogger(__name__)
 
@@ -199,12 +200,13 @@ def resolve_device(requested: str) -> torch.device:
 def run_linear(
     fs: FeatureSet, seeds: int = 1, seed: int = 0, grid: Sequence[float] = WD_GRID, holdout: float = 0.15,
     max_iter: int = 100, device: str = "auto", sklearn: bool = False,
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], np.ndarray]:
     """Linear probe of val from train; repeated over ``seeds`` held-out slices.
 
     Returns:
-        A JSON-ready dict: the first seed's ``classification_report`` fields plus ``seeds`` (per-seed top-1,
-        mean, std, chosen decays), ``runs`` (selection records), ``backend``, ``n_train``, ``n_val``, ``warnings``.
+        A JSON-ready dict (the first seed's ``classification_report`` fields plus ``seeds`` (per-seed top-1,
+        mean, std, chosen decays), ``runs`` (selection records), ``backend``, ``notes``, ``n_train``,
+        ``n_val``, ``warnings``) and the first seed's val predictions ``[M]``.
 
     Raises:
         FeatureError: Fewer than two sources have rows in a split (:func:`~dsbias.probes.labels.check_labels`).
@@ -219,18 +221,21 @@ def run_linear(
     std = Standardizer.fit(fs.train.features)
     x, x_val = std.apply(fs.train.features, dev), std.apply(fs.val.features, dev)
     y = torch.as_tensor(np.array(fs.train.labels), device=dev)  # a copy: memmapped labels are read-only
-    reports, runs = [], []
+    reports, runs, preds = [], [], []
     for s in range(seed, seed + seeds):
         pred, run = probe_once(x, y, x_val, num_classes, s, grid, holdout, max_iter, sklearn)
-        rep = classification_report(fs.val.labels, pred, fs.sources, fs.train.labels)
-        rep["ci95_bootstrap"] = list(bootstrap_ci(pred == fs.val.labels, seed=s))
+        rep = classification_report(fs.val.labels, pred, fs.sources, fs.train.labels, groups=fs.val.groups,
+                                    seed=s)
         run["top1"] = rep["top1"]
+        preds.append(pred)
         reports.append(rep)
         runs.append(run)
         log.info("linear seed %d: wd %.0e, top-1 %.2f%% (%.1fs)", s, run["weight_decay"], 100 * rep["top1"],
                  run["fit_seconds"])
     mean, sd = mean_std([r["top1"] for r in reports])
-    return {**reports[0], "seeds": {"n": seeds, "top1": [r["top1"] for r in reports], "mean": mean, "std": sd,
-                                    "weight_decay": [r["weight_decay"] for r in runs]},
-            "runs": runs, "backend": ("sklearn" if sklearn else "torch-lbfgs") + f"@{dev.type}",
-            "n_train": len(fs.train), "n_val": len(fs.val), "warnings": warnings}
+    return ({**reports[0], "seeds": {"n": seeds, "top1": [r["top1"] for r in reports], "mean": mean, "std": sd,
+                                     "weight_decay": [r["weight_decay"] for r in runs]},
+             "runs": runs, "backend": ("sklearn" if sklearn else "torch-lbfgs") + f"@{dev.type}",
+             "notes": [*group_notes(fs), *reports[0]["notes"]], "n_train": len(fs.train), "n_val": len(fs.val),
+             "warnings": warnings},
+            preds[0])

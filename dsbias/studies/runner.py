@@ -24,9 +24,8 @@ from dsbias.studies.catalogue import TINY_CLASSIFY, TINY_EXTRACT, TINY_SSL, Cell
 
 logger = logging.getLogger(__name__)
 REPO = Path(__file__).resolve().parent.parent.parent
-# The probes every features run gets (``probe/<name>.py --features RUN`` -> ``probe_<name>.json``). Issue 12's
-# clustering probe joins here when it exists.
-FEATURE_PROBES = ("linear", "knn")
+# The probes every features run gets (``probe/<name>.py --features RUN`` -> ``probe_<name>.json``).
+FEATURE_PROBES = ("linear", "knn", "cluster")
 
 
 def run_dir(out: Path, cell: Cell, seed: int) -> Path:
@@ -119,12 +118,21 @@ def run_study(
 
 def _row(cell: Cell, rdir: Path, seed: int, probe: str, res: dict[str, Any], cfg: Config) -> dict[str, Any]:
     lo, hi = res["ci95"]
+    primary = res.get("primary", "top1")
+    value, (vlo, vhi) = (res["balanced_top1"], res["balanced_ci95"]) if primary == "balanced_top1" else (res["top1"],
+                                                                                                         (lo, hi))
+    gain_lo, gain_hi = res.get("gain_ci95") or (None, None)
     return {
         "study": cell.study, "run": rdir.name, "cell": cell.key, "label": cell.labels.get("label", cell.key),
         "sources": cell.labels.get("sources", "+".join(res["sources"])), "method": cell.labels.get("method"),
         "probe": probe, "transform": cell.labels.get("transform", "none"), "seed": seed,
-        "top1": res["top1"], "ci_low": lo, "ci_high": hi, "chance": res["chance"],
+        "top1": res["top1"], "ci_low": lo, "ci_high": hi, "primary": primary, "value": value, "value_ci_low": vlo,
+        "value_ci_high": vhi, "balanced_top1": res.get("balanced_top1"), "p_value": res.get("p_value"),
+        "design_effect": res.get("design_effect", 1.0), "n_groups": res.get("n_groups"), "chance": res["chance"],
         "majority": res.get("majority"), "train_top1": res.get("train_top1"), "n_val": res.get("n_val", res.get("n")),
+        "nmi": (res.get("nmi") or {}).get("value"), "init_top1": res.get("init_top1"),
+        "gain_over_init": res.get("gain_over_init"), "gain_ci_low": gain_lo, "gain_ci_high": gain_hi,
+        "underfit": (res.get("underfit") or {}).get("likely"),
         "x": cell.labels.get("x"), "n_train": cfg.data.per_source.train,
         "arch": cell.labels.get("arch", cfg.model.name), "backbone": cell.labels.get("backbone"),
         "init": cell.labels.get("init"),
@@ -163,7 +171,10 @@ def collect(name: str, cells: list[Cell], out: Path, seeds: int) -> list[dict[st
             rows.append(_row(cell, rdir, seed, "end-to-end", read_json(run.metrics), cfg))
         else:
             for probe in FEATURE_PROBES:
-                rows.append(_row(cell, rdir, seed, probe, read_json(result_path(run.features, probe)), cfg))
+                res = read_json(result_path(run.features, probe))
+                rows.append(_row(cell, rdir, seed, probe, res, cfg))
+                if "init" in res:  # the random-init control: the same probe on the backbone before training
+                    rows.append(_row(cell, rdir, seed, f"{probe} (init)", res["init"], cfg))
         sha = read_json(run.manifest_summary).get("sha256") if run.manifest_summary.is_file() else None
         if run.baselines.is_file() and (sha is None or sha not in baselines_seen):
             baselines_seen.add(sha or rdir.name)

@@ -18,6 +18,7 @@ from conftest import TINY_EXTRACT
 from dsbias.features import store
 from dsbias.features.store import load_features
 from dsbias.models import tiny
+from dsbias.studies.runner import FEATURE_PROBES
 
 ENV = {**os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
 
@@ -84,7 +85,7 @@ def test_backbones_study_end_to_end(tmp_path):
     assert res.returncode == 0, res.stderr[-3000:] + res.stdout[-2000:]
     with open(out / "results.csv") as f:
         rows = list(csv.DictReader(f))
-    assert len(rows) == 8 and {r["init"] for r in rows} == {"pretrained", "random"}
+    assert len(rows) == 4 * len(FEATURE_PROBES) and {r["init"] for r in rows} == {"pretrained", "random"}
     for r in rows:  # each row is its run's probe file
         res = json.loads((out / "runs" / r["run"] / "features" / f"probe_{r['probe']}.json").read_text())
         assert float(r["top1"]) == pytest.approx(res["top1"]) and res["n_val"] == 80

@@ -12,7 +12,8 @@ from conftest import make_features
 @pytest.mark.slow
 def test_scripts_end_to_end(tmp_path):
     make_features(tmp_path / "features")
-    for script, out in (("probe/knn.py", "probe_knn.json"), ("probe/linear.py", "probe_linear.json")):
+    for script, out in (("probe/knn.py", "probe_knn.json"), ("probe/linear.py", "probe_linear.json"),
+                        ("probe/cluster.py", "probe_cluster.json")):
         r = subprocess.run([sys.executable, script, "--features", str(tmp_path)], capture_output=True, text=True,
                            env={"PYTHONPATH": ".", "PATH": ""}, timeout=300)
         assert r.returncode == 0, r.stderr

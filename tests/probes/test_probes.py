@@ -50,12 +50,12 @@ def test_knn_matches_torch_reference(k):
 def test_run_knn_clips_k_and_keeps_absent_classes(tmp_path):
     # Val holds sources 0 and 1: the vote still has 3 columns and per-source recall is None for the absent one.
     fs = load_features(make_features(tmp_path, n=(40, 7), val_labels=np.array([0, 1] * 3 + [0])))
-    res = knn.run_knn(fs, ks=[10, 500], progress=False)
+    res, pred = knn.run_knn(fs, ks=[10, 500], progress=False)
     assert res["per_k"]["500"]["k"] == 40 and any("clipped to 40" in n for n in res["notes"])
     assert res["per_source"]["c"] is None and len(res["confusion"]) == 3
     ref_idx, ref_votes = torch_knn(np.asarray(fs.train.features), np.asarray(fs.val.features), fs.train.labels, 10,
                                    3, 0.07)
-    assert res["top1"] == np.mean(ref_votes.argmax(1) == fs.val.labels)
+    assert res["top1"] == np.mean(ref_votes.argmax(1) == fs.val.labels) == np.mean(pred == fs.val.labels)
 
 
 def test_knn_backend_choice():
@@ -78,7 +78,7 @@ def test_linear_near_chance_on_identical_distributions(tmp_path):
     from dsbias.probes.linear import run_linear
 
     fs = load_features(make_features(tmp_path, n=(600, 300), shift=0.0))
-    res = run_linear(fs)
+    res, _ = run_linear(fs)
     lo, hi = res["ci95"]
     assert lo <= res["chance"] <= hi
 
@@ -99,8 +99,8 @@ def test_cli_writes_full_json(tmp_path, capsys):
     assert "top-1" in out and "recall" in out
     for name in ("probe_knn.json", "probe_linear.json"):
         res = json.loads((tmp_path / "features" / name).read_text())
-        for key in ("top1", "chance", "ci95", "majority", "per_source", "confusion", "sources", "n_train", "n_val",
-                    "settings", "backend", "features"):
+        for key in ("top1", "chance", "ci95", "ci95_iid", "majority", "per_source", "confusion", "sources", "n_train",
+                    "n_val", "settings", "backend", "features", "p_value", "verdict", "balanced_top1", "n_groups"):
             assert key in res, (name, key)
         assert res["features"]["checkpoint_sha256"] == "abc123" and res["n_val"] == 60
     knn_res = json.loads((tmp_path / "features" / "probe_knn.json").read_text())
@@ -136,5 +136,5 @@ def test_linear_on_cuda_matches_cpu(tmp_path):
     from dsbias.probes.linear import run_linear
 
     fs = load_features(make_features(tmp_path, shift=0.5))
-    cpu, gpu = run_linear(fs, device="cpu"), run_linear(fs, device="cuda")
+    (cpu, _), (gpu, _) = run_linear(fs, device="cpu"), run_linear(fs, device="cuda")
     assert gpu["backend"] == "torch-lbfgs@cuda" and abs(cpu["top1"] - gpu["top1"]) <= 2 / fs.val.labels.size

@@ -59,7 +59,7 @@ def test_backbones_study_pairs_weights_with_random_init(tmp_path, monkeypatch):
     assert len(random) == 3 and not any("extract.weights" in a for c in random for a in c)
     vit = next(c for c in extracts if "extract.weights=\"/w/v.safetensors\"" in c)
     assert 'extract.kwargs={"img_size": 32}' in vit and "extract.init=pretrained" in vit
-    assert len(rows) == 12 and {r["init"] for r in rows} == {"pretrained", "random"}
+    assert len(rows) == 6 * len(study_mod.FEATURE_PROBES) and {r["init"] for r in rows} == {"pretrained", "random"}
     report = write_report("backbones", rows, out, "python tools/study.py --study backbones").read_text()
     assert (out / "figures" / "backbones.png").stat().st_size > 1000
     assert "| timm:resnet18 | linear |" in report and "hf:dinov2-small pool=avg" in report

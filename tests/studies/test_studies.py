@@ -90,3 +90,52 @@ def test_study_resumes_and_report_equals_run_metrics(tmp_path, monkeypatch):
     for png in ("combos_confusion.png", "combos_curves.png"):
         p = out / "figures" / png
         assert p.is_file() and p.stat().st_size > 5000 and f"figures/{png}" in text
+
+
+def _fake_ssl_runner(calls: list[list[str]]):
+    """Stand-in for the ssl cell's commands: pretraining writes the config; each probe writes its JSON with the
+    random-init control (as the probes do on a pretraining run)."""
+
+    def run(cmd, logf):
+        calls.append(cmd)
+        if "--out" in cmd:
+            out = Path(cmd[cmd.index("--out") + 1])
+            over = [a for a in cmd[cmd.index("--out") + 2:] if "=" in a]
+            (out / "config.yaml").write_text(dump_yaml(load_config(None, [*over, f"out={out}"])))
+            return 0
+        feats = Path(cmd[cmd.index("--features") + 1]) / "features"
+        feats.mkdir(exist_ok=True)
+        name = Path(cmd[1]).stem
+        rng = np.random.default_rng(len(calls))
+        y = np.repeat(np.arange(4), 30)
+        pred = np.where(rng.random(y.size) < 0.6, y, rng.integers(0, 4, y.size))
+        sources = ["alpha", "beta", "gamma", "delta"]
+        rep = classification_report(y, pred, sources, n_perm=99)
+        init = classification_report(y, rng.integers(0, 4, y.size), sources, n_perm=99)
+        rep.update(n_val=120, init=init, init_top1=init["top1"], gain_over_init=rep["top1"] - init["top1"],
+                   gain_ci95=[0.1, 0.4], nmi={"value": 0.2} if name == "cluster" else None)
+        (feats / f"probe_{name}.json").write_text(json.dumps(rep))
+        return 0
+
+    return run
+
+
+def test_ssl_study_shows_init_rows_cluster_probe_and_holm(tmp_path, monkeypatch):
+    calls: list[list[str]] = []
+    monkeypatch.setattr(study_mod, "execute", _fake_ssl_runner(calls))
+    cfg = load_config(None, ["data=toy4"])
+    cells = [c for c in study_mod.build_cells("ssl", study_mod.StudyContext(cfg.data.sources, tiny=True))
+             if c.kind == "ssl"]
+    monkeypatch.setattr(study_mod, "build_cells", lambda name, ctx, only=None: cells)
+    rows = study_mod.run_study("ssl", tmp_path, cfg, ["data=toy4"], tiny=True, echo=lambda s: None, baselines=False)
+    assert {Path(c[1]).name for c in calls} >= {"pretrain.py", "linear.py", "knn.py", "cluster.py"}
+    probes = sorted({r["probe"] for r in rows})
+    assert probes == ["cluster", "cluster (init)", "knn", "knn (init)", "linear", "linear (init)"]
+    report = write_report("ssl", rows, tmp_path, "python tools/study.py --study ssl --tiny").read_text()
+    assert "gain over init" in report and "verdict" in report and "p (Holm)" in report and "NMI 0.200" in report
+    with open(tmp_path / "results.csv") as f:
+        csv_rows = list(csv.DictReader(f))
+    raw = [float(r["p_value"]) for r in csv_rows]
+    from dsbias.stats import holm
+    assert [float(r["p_holm"]) for r in csv_rows] == pytest.approx(holm(raw))
+    assert all(r["verdict"] == ("separable" if float(r["p_holm"]) < 0.05 else "not shown") for r in csv_rows)

@@ -64,12 +64,19 @@ class SourceKind:
         expand: For a kind whose one entry may stand for several sources: entry -> the entries it stands for
             (each then built by ``create``). Must be idempotent on its own output.
         needs_path: The entry must give ``path``.
+        item_path: item -> the path that ``data.group`` regex/dir look at (default: the item itself).
+        column: ``(source, item, name) -> value`` of a per-item column (``data.group={column: NAME}``), for
+            tabular kinds.
+        key: ``(source, item, name) -> value`` of a key of the item's metadata (``data.group={key: NAME}``).
         requires: entry -> the optional modules it needs (keys of :data:`EXTRAS`); checked at config load.
     """
 
     create: Callable[[SourceConfig, DataConfig], Source]
     expand: Callable[[SourceConfig, DataConfig], list[SourceConfig]] | None = None
     needs_path: bool = True
+    item_path: Callable[[str], str] | None = None
+    column: Callable[[Source, str, str], object] | None = None
+    key: Callable[[Source, str, str], object] | None = None
     requires: Callable[[SourceConfig], tuple[str, ...]] | None = None
 
 

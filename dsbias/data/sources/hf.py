@@ -102,7 +102,7 @@ class HfSource:
 
     def __getstate__(self) -> dict:
         # A spawned worker reopens the dataset by path; the memory-mapped table does not travel.
-        return {k: v for k, v in self.__dict__.items() if k not in ("opened", "view")}
+        return {k: v for k, v in self.__dict__.items() if k not in ("opened", "view") and not k.startswith("group_")}
 
     @functools.cached_property
     def opened(self) -> tuple[str, Any, str, tuple[str, ...]]:
@@ -110,7 +110,6 @@ class HfSource:
         split, ds = open_split(self.root, self.cfg.split, self.key)
         schema = ds.features.arrow_schema
         image = columnar.image_column(schema, self.cfg.image_column, f"{self.key}.image_column", self.root)
-        # A group column would be read here too: one more name in this tuple, one more value per row.
         return split, ds, image, (image, *(c for c in columnar.NATIVE_COLUMNS if c in schema.names))
 
     @functools.cached_property
@@ -172,6 +171,19 @@ class HfSource:
     def read_bytes(self, item: str) -> bytes:
         """The image as stored (for ``tools/prepare.py``)."""
         return self.read_cells(item)[0]
+
+
+def column_value(source: HfSource, item: str, column: str) -> object:
+    """The value of ``column`` in the item's row (``data.group={column: NAME}``), read from that column only.
+
+    Raises:
+        KeyError: The dataset has no such column.
+    """
+    ds = source.opened[1]
+    if column not in ds.column_names:
+        raise KeyError(f"{source.root} (split '{source.opened[0]}') has no column '{column}'")
+    view = source.__dict__.setdefault(f"group_view_{column}", ds.with_format("arrow", columns=[column]))
+    return view[int(item.rsplit(":", 1)[1])].column(column)[0].as_py()
 
 
 def expand(cfg: SourceConfig, data: DataConfig) -> list[SourceConfig]:

@@ -20,31 +20,50 @@ from dsbias.typedconfig import ConfigError
 
 
 @functools.lru_cache(maxsize=8)
-def _read_list(path: str, path_column: str, source_column: str, mtime: float) -> tuple[list[str], list[str] | None]:
-    """``(paths, sources or None)`` of a list file; cached per process (keyed by mtime)."""
+def _read_table(path: str, mtime: float, wanted: tuple[str, ...]) -> tuple[list[str], list[dict]]:
+    """``(columns, rows)`` of a ``.csv`` or ``.parquet`` list file; cached per process (keyed by mtime).
+
+    A ``.parquet`` list reads only the ``wanted`` columns: it may carry captions, embeddings or the images themselves.
+    """
+    del mtime  # only part of the cache key
     p = Path(path)
     suffix = p.suffix.lower()
-    if suffix == ".txt":
-        lines = [ln.strip() for ln in p.read_text().splitlines()]
-        return [ln for ln in lines if ln and not ln.startswith("#")], None
     if suffix == ".csv":
         with open(p, newline="") as f:
             reader = csv.DictReader(f)
-            cols = reader.fieldnames or []
-            rows = list(reader)
-    elif suffix == ".parquet":
+            return list(reader.fieldnames or []), list(reader)
+    if suffix == ".parquet":
         pq = import_extra("pyarrow.parquet", f"{p} (a .parquet list; or use a .csv/.txt list)")
         cols = pq.read_schema(p).names
-        # Only the columns used: a parquet list may carry captions, embeddings or the images themselves.
-        table = pq.read_table(p, columns=[c for c in (path_column, source_column) if c in cols])
-        rows = table.to_pylist()
-    else:
-        raise ConfigError(f"{p}: a list source must be .txt, .csv or .parquet")
+        return cols, pq.read_table(p, columns=[c for c in wanted if c in cols]).to_pylist()
+    raise ConfigError(f"{p}: a list source must be .txt, .csv or .parquet")
+
+
+@functools.lru_cache(maxsize=8)
+def _read_list(path: str, path_column: str, source_column: str, mtime: float) -> tuple[list[str], list[str] | None]:
+    """``(paths, sources or None)`` of a list file; cached per process (keyed by mtime)."""
+    p = Path(path)
+    if p.suffix.lower() == ".txt":
+        lines = [ln.strip() for ln in p.read_text().splitlines()]
+        return [ln for ln in lines if ln and not ln.startswith("#")], None
+    cols, rows = _read_table(path, mtime, (path_column, source_column))
     if path_column not in cols:
         raise ConfigError(f"{p}: no column '{path_column}' (columns: {cols}); set path_column")
     paths = [str(r[path_column]) for r in rows]
     sources = [str(r[source_column]) for r in rows] if source_column in cols else None
     return paths, sources
+
+
+@functools.lru_cache(maxsize=8)
+def _column_of(path: str, path_column: str, column: str, mtime: float) -> dict[str, str]:
+    """``{image path: value of column}`` of a ``.csv``/``.parquet`` list file."""
+    p = Path(path)
+    if p.suffix.lower() == ".txt":
+        raise ConfigError(f"data.group.column={column}: {p} is a .txt list without columns; use a .csv list")
+    cols, rows = _read_table(path, mtime, (path_column, column))
+    if column not in cols:
+        raise ConfigError(f"data.group.column={column}: {p} has no such column (columns: {cols})")
+    return {str(r[path_column]): str(r[column]) for r in rows}
 
 
 def requires(cfg: SourceConfig) -> tuple[str, ...]:
@@ -101,6 +120,12 @@ class ListSource:
     def read_bytes(self, item: str) -> bytes:
         """The item's file as stored (for ``tools/prepare.py``)."""
         return (self.root / item).read_bytes()
+
+
+def column_value(source: ListSource, item: str, column: str) -> str:
+    """The value of ``column`` in the list file's row for ``item`` (``data.group={column: NAME}``)."""
+    p = Path(source.cfg.path or "").expanduser()
+    return _column_of(str(p.resolve()), source.cfg.path_column, column, p.stat().st_mtime)[item]
 
 
 def create(cfg: SourceConfig, data: DataConfig) -> ListSource:

@@ -241,7 +241,6 @@ class ParquetSource:
         path = str(self.base / m["file"])
         schema = rowgroups.schema(path)  # DecodeError if the file went away or is unreadable
         image = columnar.image_column(schema, self.cfg.image_column, f"{self.key}.image_column", path)
-        # A group column would be read here too: one more name in this tuple, one more value per row.
         cols = (image, *(c for c in columnar.NATIVE_COLUMNS if c in schema.names))
         table = rowgroups.read(path, int(m["group"]), cols)
         row = int(m["row"])
@@ -257,6 +256,22 @@ class ParquetSource:
     def read_bytes(self, item: str) -> bytes:
         """The image as stored (for ``tools/prepare.py``)."""
         return self.read_cells(item)[0]
+
+
+def column_value(source: ParquetSource, item: str, column: str) -> object:
+    """The value of ``column`` in the item's row (``data.group={column: NAME}``): one read of that column of the
+    item's row group, cached per process like the image reads.
+
+    Raises:
+        KeyError: The item's file has no such column.
+    """
+    m = _ITEM.match(item)
+    if m is None:
+        raise ValueError(f"not a parquet item (expected <file>::<row group>:<row>): {item!r}")
+    path = str(source.base / m["file"])
+    if column not in rowgroups.schema(path).names:
+        raise KeyError(f"{path} has no column '{column}'")
+    return rowgroups.read(path, int(m["group"]), (column,)).column(column)[int(m["row"])].as_py()
 
 
 def expand(cfg: SourceConfig, data: DataConfig) -> list[SourceConfig]:

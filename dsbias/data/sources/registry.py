@@ -19,10 +19,12 @@ from dsbias.typedconfig import ConfigError
 KINDS: dict[str, SourceKind] = {
     "folder": SourceKind(folder.create),
     "imagefolder": SourceKind(imagefolder.create, expand=imagefolder.expand),
-    "webdataset": SourceKind(webdataset.create),
-    "list": SourceKind(listfile.create, expand=listfile.expand, requires=listfile.requires),
-    "parquet": SourceKind(parquet.create, expand=parquet.expand, requires=parquet.requires),
-    "hf": SourceKind(hf.create, expand=hf.expand, requires=hf.requires),
+    "webdataset": SourceKind(webdataset.create, item_path=webdataset.item_path, key=webdataset.key_value),
+    "list": SourceKind(listfile.create, expand=listfile.expand, requires=listfile.requires,
+                       column=listfile.column_value),
+    "parquet": SourceKind(parquet.create, expand=parquet.expand, requires=parquet.requires,
+                          column=parquet.column_value),
+    "hf": SourceKind(hf.create, expand=hf.expand, requires=hf.requires, column=hf.column_value),
     "toy": SourceKind(toy.create, needs_path=False),
 }
 

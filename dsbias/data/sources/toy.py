@@ -16,10 +16,17 @@ grating texture). Sources differ only by a *capture signature*, scaled by ``bias
 Source ``s`` of ``S`` takes evenly spaced levels on each effect, with a different order per effect, so each
 effect alone separates all sources. With ``bias = 0`` every source has the same distribution (the null).
 Everything is deterministic in ``(seed, source name, item)``.
+
+With ``scene_size = m`` a source draws *scenes*: one content image at twice the size plus a small colour cast
+of its own (``scene_signature``), and ``m`` random crops of it (items ``<scene>/<crop>``, drawn scene after
+scene), each then passed through the source's signature. Crops of one scene are not independent, which is what
+``data.group`` and the group-aware statistics are for: split by scene, a null stays a null; split by crop, a
+classifier recognises the scenes of its training set and a null reads as separable.
 """
 
 from __future__ import annotations
 
+import functools
 import io
 import itertools
 import math
@@ -32,6 +39,7 @@ from PIL import Image, ImageDraw, ImageFilter
 from dsbias.data.config import DataConfig, SourceConfig
 from dsbias.data.decode import ImageInfo, content_hash
 from dsbias.seeds import stable_seed
+from dsbias.typedconfig import ConfigError
 
 EFFECTS = ("color", "noise", "blur", "jpeg", "size")
 # Luma weights (ITU-R 601, what PIL's convert("L") uses).
@@ -71,7 +79,8 @@ def make_signature(
     """
     unknown = set(effects) - set(EFFECTS)
     if unknown:
-        raise ValueError(f"unknown toy signature effects {sorted(unknown)}; known: {list(EFFECTS)}")
+        raise ConfigError(f"data.sources[].signature: unknown toy signature effects {sorted(unknown)} (use "
+                          f"{', '.join(EFFECTS)})")
     s, n = signature_id, max(num_sources, 2)
 
     def level(shift: int) -> float:
@@ -173,27 +182,59 @@ def render_toy(seed: int, source: str, item: int, sig: Signature) -> tuple[Image
     return apply_signature(render_content(rng, sig.size), sig, rng)
 
 
+@functools.lru_cache(maxsize=64)
+def render_scene(seed: int, source: str, scene: int, size: int, strength: float) -> tuple[Image.Image, np.ndarray]:
+    """Scene ``scene`` of a toy source: content at ``2 * size`` and its own RGB cast ``[3]`` (grey levels)."""
+    rng = np.random.default_rng(stable_seed("toy-scene", seed, source, scene))
+    content = render_content(rng, 2 * size)
+    direction = rng.normal(size=3)
+    return content, direction / np.linalg.norm(direction) * 40.0 * strength
+
+
+def render_scene_crop(seed: int, source: str, scene: int, crop: int, sig: Signature,
+                      strength: float) -> tuple[Image.Image, bytes]:
+    """Crop ``crop`` of scene ``scene``: a random ``size`` window of the scene, its cast, then the signature."""
+    content, cast = render_scene(seed, source, scene, sig.size, strength)
+    rng = np.random.default_rng(stable_seed("toy", seed, source, scene, crop))
+    x0, y0 = (int(v) for v in rng.integers(0, sig.size + 1, 2))
+    arr = np.asarray(content.crop((x0, y0, x0 + sig.size, y0 + sig.size)), dtype=np.float32) + cast
+    img = Image.fromarray(np.clip(arr + 0.5, 0, 255).astype(np.uint8), "RGB")
+    return apply_signature(img, sig, rng)
+
+
 class ToySource:
-    """A procedural source; items are integers as text."""
+    """A procedural source; items are integers as text (``<scene>/<crop>`` with scenes)."""
 
     def __init__(self, name: str, seed: int, signature_id: int, num_toy: int, cfg: SourceConfig, size: int):
         self.name = name
         self.seed = seed
+        self.scene_size = cfg.scene_size
+        self.scene_signature = cfg.scene_signature
         self.signature = make_signature(signature_id, num_toy, cfg.bias, cfg.signature, cfg.native_size or size)
 
     def sample_order(self, seed: int) -> Iterable[str]:
         # Toy items are i.i.d. already; the content seed is the data seed, so item order can be 0, 1, 2...
+        # Scenes come whole, one after another, as the crops of a few hundred photos would.
+        if self.scene_size:
+            return (f"{i // self.scene_size}/{i % self.scene_size}" for i in itertools.count())
         return (str(i) for i in itertools.count())
 
+    def _render(self, item: str) -> tuple[Image.Image, bytes]:
+        if "/" in item:
+            scene, crop = item.split("/")
+            return render_scene_crop(self.seed, self.name, int(scene), int(crop), self.signature,
+                                     self.scene_signature)
+        return render_toy(self.seed, self.name, int(item), self.signature)
+
     def read(self, item: str) -> tuple[Image.Image, ImageInfo]:
-        img, data = render_toy(self.seed, self.name, int(item), self.signature)
+        img, data = self._render(item)
         fmt = "JPEG" if self.signature.jpeg_quality is not None else "PNG"
         return img, ImageInfo(width=img.width, height=img.height, format=fmt, bytes=len(data),
                               sha1=content_hash(data), mode="RGB")
 
     def read_bytes(self, item: str) -> bytes:
         """The item encoded as its signature says (JPEG or PNG)."""
-        return render_toy(self.seed, self.name, int(item), self.signature)[1]
+        return self._render(item)[1]
 
 
 def create(cfg: SourceConfig, data: DataConfig) -> ToySource:

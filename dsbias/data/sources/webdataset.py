@@ -213,5 +213,23 @@ class ShardSource:
         return self.read_member(item)[0]
 
 
+def item_path(item: str) -> str:
+    """``<shard>/<member>``: the path ``data.group`` regex/dir look at."""
+    shard, member, *_ = parse_item(item)
+    return f"{shard}/{member}"
+
+
+def key_value(source: ShardSource, item: str, key: str) -> object:
+    """The value of ``key`` in the sample's ``.json`` (``data.group={key: NAME}``).
+
+    Raises:
+        KeyError: The sample has no ``.json`` or no such key.
+    """
+    meta = source.read_member(item)[1]
+    if meta is None or key not in meta:
+        raise KeyError(f"{item}: no '{key}' in its .json metadata" if meta is not None else f"{item}: no .json")
+    return meta[key]
+
+
 def create(cfg: SourceConfig, data: DataConfig) -> ShardSource:
     return ShardSource(cfg.name, cfg.path or "", data.max_pixels)
