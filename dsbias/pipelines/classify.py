@@ -22,7 +22,8 @@ from dsbias.data.dataset import MixedDataset
 from dsbias.data.manifest import Manifest
 from dsbias.engine.loop import train
 from dsbias.methods.registry import create_method
-from dsbias.pipelines.stages import build_data, export_backbone, holds_run_dir, prepare_run
+from dsbias.pipelines.rundir import holds_run_dir
+from dsbias.pipelines.stages import build_data, export_backbone, prepare_run
 from dsbias.runs import JsonlLog, RunDir, save_npy, write_json
 from dsbias.stats import classification_report, format_table, wilson_ci
 

@@ -16,7 +16,8 @@ from dsbias.features.extract import extract_features
 from dsbias.log import setup_logging
 from dsbias.models.backbones import create_backbone
 from dsbias.models.frozen import load_frozen
-from dsbias.pipelines.stages import build_data, features_of_run, holds_run_dir, init_backbone, on_main, prepare_run
+from dsbias.pipelines.rundir import holds_run_dir, on_main
+from dsbias.pipelines.stages import build_data, features_of_run, init_backbone, prepare_run
 from dsbias.runs import RunDir, lock_run, released_after
 
 

@@ -19,7 +19,8 @@ from dsbias.data.dataset import MixedDataset
 from dsbias.engine.loop import train
 from dsbias.features import store
 from dsbias.methods.registry import create_method
-from dsbias.pipelines.stages import build_data, export_backbone, features_of_run, holds_run_dir, prepare_run
+from dsbias.pipelines.rundir import holds_run_dir
+from dsbias.pipelines.stages import build_data, export_backbone, features_of_run, prepare_run
 from dsbias.runs import RunDir
 
 logger = logging.getLogger(__name__)

@@ -2,110 +2,26 @@
 
 from __future__ import annotations
 
-import functools
 import logging
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from accelerate import Accelerator
-from accelerate.utils import broadcast_object_list, set_seed
+from accelerate.utils import set_seed
 from torch import nn
 
 from dsbias.anatomy.transforms import create_anatomy_transforms
-from dsbias.config import Config, load_config
+from dsbias.config import Config
 from dsbias.data.manifest import Manifest, load_or_build_manifest
 from dsbias.data.views import IMAGENET_MEAN, IMAGENET_STD
-from dsbias.engine.checkpoint import latest_checkpoint
 from dsbias.engine.loop import create_accelerator
-from dsbias.errors import FailedOnMain, UserError
-from dsbias.features import store
 from dsbias.features.extract import extract_features
 from dsbias.log import setup_logging
 from dsbias.methods.registry import create_method
 from dsbias.models.backbones import save_backbone
-from dsbias.runs import JsonlLog, RunDir, lock_run, provenance, released_after, sha256_file, write_json, write_text
-from dsbias.typedconfig import ConfigError, diff_keys, dump_yaml, to_dict
+from dsbias.pipelines.rundir import on_main, open_run_dir
+from dsbias.runs import JsonlLog, RunDir, sha256_file
 
 logger = logging.getLogger(__name__)
-
-# Keys that may change between a run and its resumption (they do not change what is computed).
-RESUMABLE_CHANGES = {"out", "train.log_every", "train.log_with", "train.extract", "train.stop_after",
-                     "train.save_every", "data.num_workers", "extract.stop_after"}
-
-
-T = TypeVar("T")
-
-
-def on_main(accelerator: Accelerator, fn: Callable[[], T]) -> T | None:
-    """Run ``fn`` on the main process only; a :class:`UserError` there stops every process, not only the main
-    one (the others would wait for it forever at the next collective call).
-
-    Returns:
-        ``fn()``'s result on the main process, None on the others.
-    """
-    box: list[Any] = [None]
-    result, error = None, None
-    if accelerator.is_main_process:
-        try:
-            result = fn()
-        except UserError as e:
-            box[0], error = str(e), e
-    if accelerator.num_processes > 1:
-        broadcast_object_list(box)
-    if error is not None:
-        raise error
-    if box[0] is not None:
-        raise FailedOnMain(box[0])
-    return result
-
-
-def holds_run_dir(main: Callable[..., T]) -> Callable[..., T]:
-    """Decorate a pipeline main ``main(cfg, ...)``: the run-dir lock :func:`prepare_run` takes is released when
-    it returns or raises (a CLI process ends there anyway; a test or a study goes on to other runs)."""
-
-    @functools.wraps(main)
-    def wrapper(cfg: Config, *args: Any, **kwargs: Any) -> T:
-        with released_after(RunDir.at(cfg.out)):
-            return main(cfg, *args, **kwargs)
-
-    return wrapper
-
-
-def started(run: RunDir) -> bool:
-    """Whether the run dir holds work a changed config would invalidate: a checkpoint, an exported backbone,
-    features (finished or in parts)."""
-    return latest_checkpoint(run) is not None or run.backbone_meta.exists() or any(
-        (d / store.META).exists() or store.parts_dir(d).exists() for d in (run.features, run.init_features))
-
-
-def _changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    """``key: old -> new`` for the keys that may not change on resume."""
-    def value(d: Any, key: str) -> Any:
-        for k in key.split("."):
-            d = d.get(k) if isinstance(d, dict) else None
-        return d
-
-    return [f"{k}: {value(old, k)!r} -> {value(new, k)!r}" for k in diff_keys(old, new) if k not in RESUMABLE_CHANGES]
-
-
-def _open_run_dir(run: RunDir, cfg: Config, processes: int, device: str) -> None:
-    """Lock the run dir, check a resumed config, write ``config.yaml`` and ``provenance.json`` (main process)."""
-    lock_run(run)
-    if run.config.exists():
-        changed = _changes(to_dict(load_config(run.config)), to_dict(cfg))
-        if changed and started(run):
-            raise ConfigError(f"{run.config}: this run dir was made with another config ({'; '.join(changed[:6])}) "
-                              f"(resume with the same settings, give a new --out, or delete {run.root} to start "
-                              "over)")
-        if changed:
-            # Nothing was trained or exported yet (the run stopped before its first checkpoint, e.g. on a wrong
-            # data path): the corrected command starts over instead of being refused.
-            logger.warning("%s: config changed before the first checkpoint (%s): starting over", run.root,
-                           "; ".join(changed[:6]))
-            for f in (run.manifest, run.manifest_summary, run.log):
-                f.unlink(missing_ok=True)
-    write_text(run.config, dump_yaml(cfg))
-    write_json(run.provenance, {**provenance(), "processes": processes, "device": device})
 
 
 def prepare_run(cfg: Config) -> tuple[RunDir, Accelerator]:
@@ -119,7 +35,7 @@ def prepare_run(cfg: Config) -> tuple[RunDir, Accelerator]:
     run = RunDir.at(cfg.out)
     accelerator = create_accelerator(cfg.train, run)
     setup_logging(accelerator.is_main_process)
-    on_main(accelerator, lambda: _open_run_dir(run, cfg, accelerator.num_processes, str(accelerator.device)))
+    on_main(accelerator, lambda: open_run_dir(run, cfg, accelerator.num_processes, str(accelerator.device)))
     accelerator.wait_for_everyone()
     return run, accelerator
 
