@@ -10,3 +10,12 @@ from __future__ import annotations
 
 class UserError(Exception):
     """A problem in what the user gave (config, data, features, arguments); the message says how to fix it."""
+
+
+class MissingFileError(UserError, FileNotFoundError):
+    """A file or folder the user named (a source's path, model weights, a run dir's file) is missing or empty."""
+
+
+class FailedOnMain(UserError):
+    """Raised on the other processes of a multi-process run when the main process stopped on a
+    :class:`UserError`: the main one prints the message, the others exit quietly with the same code."""

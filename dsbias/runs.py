@@ -11,6 +11,7 @@ leaves a half-written file where a finished one is expected.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -27,6 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from dsbias.errors import UserError
+
 
 @contextmanager
 def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
@@ -41,11 +44,13 @@ def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + suffix, dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp_path, 0o666 & ~umask)  # mkstemp makes 0600; the final file gets the usual permissions
     try:
         yield tmp_path
+        # mkstemp makes 0600, and some writers (safetensors) recreate the file: give the final file the usual
+        # permissions, set last, whatever wrote it.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp_path, 0o666 & ~umask)
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():
@@ -119,6 +124,11 @@ class RunDir:
         return cls(Path(path))
 
     @property
+    def lock(self) -> Path:
+        """The run's lock file (:func:`lock_run`): the holder's pid."""
+        return self.root / "lock"
+
+    @property
     def config(self) -> Path:
         return self.root / "config.yaml"
 
@@ -188,6 +198,59 @@ class RunDir:
     def study_log(self) -> Path:
         """The commands a study ran for this run, with their output."""
         return self.root / "study.log"
+
+
+class RunLockedError(UserError):
+    """Another live process holds the run dir's lock."""
+
+
+_held: dict[str, int] = {}  # lock files this process holds -> their open descriptor (kept open until exit)
+
+
+def lock_run(run: RunDir) -> None:
+    """Take the run dir's exclusive lock (a no-op if this process holds it already) until :func:`unlock_run`,
+    the end of a :func:`released_after` block, or the end of the process.
+
+    An OS lock (``flock``) on ``run/lock``, so it goes with the process, however it ends: a lock file left by a
+    killed process is simply taken over. The holder writes its pid into the file for the refusal's message.
+
+    Raises:
+        RunLockedError: Another live process holds it (names its pid).
+    """
+    run.root.mkdir(parents=True, exist_ok=True)
+    key = os.path.realpath(run.lock)
+    if key in _held:
+        return
+    fd = os.open(key, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
+        os.close(fd)
+        raise RunLockedError(f"{run.root}: in use by process {holder} (lock {run.lock}) (wait for it to end, or "
+                             "give another --out)") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    _held[key] = fd
+
+
+def unlock_run(run: RunDir) -> None:
+    """Release the lock :func:`lock_run` took (if this process holds it)."""
+    fd = _held.pop(os.path.realpath(run.lock), None)
+    if fd is not None:
+        os.close(fd)
+
+
+@contextmanager
+def released_after(run: RunDir) -> Iterator[None]:
+    """Release, when the block ends (returns or raises), a lock on ``run`` taken inside it; one held before
+    stays held. A pipeline's run ends with its function, not with the process (tests, studies run many)."""
+    held = os.path.realpath(run.lock) in _held
+    try:
+        yield
+    finally:
+        if not held:
+            unlock_run(run)
 
 
 def git_sha() -> dict[str, Any]:

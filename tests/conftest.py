@@ -125,6 +125,7 @@ def train_tiny(out, *over):
     from dsbias.data.dataset import MixedDataset
     from dsbias.engine.loop import train
     from dsbias.pipelines.stages import build_data, prepare_run
+    from dsbias.runs import unlock_run
 
     cfg = load_config(None, [*TINY_RUN, f"out={out}", *over])
     run, acc = prepare_run(cfg)
@@ -133,6 +134,7 @@ def train_tiny(out, *over):
     method = noisy_method(cfg, len(manifest.sources))
     ds = MixedDataset.from_config(manifest, "train", method.create_train_transform(), cfg.data)
     summary = train(cfg, method, ds, run, acc)
+    unlock_run(run)  # the run is over (a script's process would end here); a subprocess may reopen the dir
     return cfg, run, acc, manifest, method, summary
 
 

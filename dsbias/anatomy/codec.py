@@ -18,6 +18,8 @@ import io
 
 from PIL import Image
 
+from dsbias.typedconfig import ConfigError
+
 _RESAMPLE = Image.Resampling.BICUBIC
 
 
@@ -38,7 +40,7 @@ class JpegRoundTrip:
 
     def __init__(self, quality: int) -> None:
         if not 1 <= quality <= 100:
-            raise ValueError(f"data.anatomy.jpeg_quality={quality}: must be in 1..100")
+            raise ConfigError(f"data.anatomy.jpeg_quality={quality}: must be in 1..100")
         self.quality = quality
 
     def __call__(self, img: Image.Image) -> Image.Image:
@@ -56,7 +58,7 @@ class DownUp:
 
     def __init__(self, size: int) -> None:
         if size < 1:
-            raise ValueError(f"data.anatomy.downup_size={size}: must be >= 1")
+            raise ConfigError(f"data.anatomy.downup_size={size}: must be >= 1")
         self.size = size
 
     def __call__(self, img: Image.Image) -> Image.Image:
@@ -76,11 +78,11 @@ class Canonicalize:
 
     def __init__(self, size: int, fmt: str = "JPEG", quality: int = 90) -> None:
         if size < 8:
-            raise ValueError(f"data.anatomy.canonical_size={size}: must be >= 8")
+            raise ConfigError(f"data.anatomy.canonical_size={size}: must be >= 8")
         if fmt not in ("JPEG", "PNG", "WEBP"):
-            raise ValueError(f"data.anatomy.canonical_format={fmt!r}: use JPEG, PNG or WEBP")
+            raise ConfigError(f"data.anatomy.canonical_format={fmt!r}: use JPEG, PNG or WEBP")
         if not 1 <= quality <= 100:
-            raise ValueError(f"data.anatomy.canonical_quality={quality}: must be in 1..100")
+            raise ConfigError(f"data.anatomy.canonical_quality={quality}: must be in 1..100")
         self.size, self.fmt, self.quality = size, fmt, quality
 
     def resize_crop(self, img: Image.Image) -> Image.Image:

@@ -23,6 +23,7 @@ import numpy as np
 from PIL import Image
 
 from dsbias.anatomy.resize import cap_short_side
+from dsbias.typedconfig import ConfigError
 
 
 def canny_edges(rgb: np.ndarray, low: float, high: float) -> np.ndarray:
@@ -51,9 +52,9 @@ class CannyEdges:
 
     def __init__(self, low: float, high: float, max_short_side: int = 500) -> None:
         if not 0 <= low <= high:
-            raise ValueError(f"data.anatomy.canny_low={low}, canny_high={high}: need 0 <= low <= high")
+            raise ConfigError(f"data.anatomy.canny_low={low}, canny_high={high}: need 0 <= low <= high")
         if max_short_side < 0:
-            raise ValueError(f"data.anatomy.canny_max_short_side={max_short_side}: must be >= 0 (0 = native size)")
+            raise ConfigError(f"data.anatomy.canny_max_short_side={max_short_side}: must be >= 0 (0 = native size)")
         self.low, self.high, self.max_short_side = low, high, max_short_side
 
     def __call__(self, img: Image.Image) -> Image.Image:

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import torch
 
+from dsbias.typedconfig import ConfigError
+
 # ITU-R 601 luma, as torchvision's rgb_to_grayscale and Zeng et al.'s transforms.Grayscale.
 _LUMA = (0.299, 0.587, 0.114)
 
@@ -33,7 +35,7 @@ def frequency_mask(h: int, w: int, radius: float, kind: str, order: int, highpas
     elif kind == "butterworth":
         low = 1.0 / (1.0 + (d / radius) ** (2 * order))
     else:
-        raise ValueError(f"data.anatomy.filter={kind!r}: use ideal or butterworth")
+        raise ConfigError(f"data.anatomy.filter={kind!r}: use ideal or butterworth")
     return 1.0 - low if highpass else low
 
 
@@ -52,10 +54,10 @@ class FrequencyFilter:
 
     def __init__(self, threshold: float, ref_size: int, kind: str, order: int, highpass: bool) -> None:
         if threshold <= 0 or ref_size < 1 or order < 1:
-            raise ValueError(f"data.anatomy: freq_threshold={threshold}, freq_ref_size={ref_size} and "
+            raise ConfigError(f"data.anatomy: freq_threshold={threshold}, freq_ref_size={ref_size} and "
                              f"filter_order={order} must all be positive")
         if kind not in ("ideal", "butterworth"):
-            raise ValueError(f"data.anatomy.filter={kind!r}: use ideal or butterworth")
+            raise ConfigError(f"data.anatomy.filter={kind!r}: use ideal or butterworth")
         self.threshold, self.ref_size, self.kind, self.order, self.highpass = threshold, ref_size, kind, order, highpass
         self._masks: dict[tuple[int, int], torch.Tensor] = {}
 

@@ -29,6 +29,7 @@ import numpy as np
 from PIL import Image
 
 from dsbias.anatomy.resize import resize_short_side
+from dsbias.typedconfig import ConfigError
 
 _SQRT_U8 = np.sqrt(np.arange(256, dtype=np.float64))
 
@@ -100,9 +101,9 @@ class HOGImage:
 
     def __init__(self, cell: int, bins: int, short_side: int = 500) -> None:
         if cell < 2 or bins < 1:
-            raise ValueError(f"data.anatomy.hog_cell={cell} (>= 2) and hog_orientations={bins} (>= 1)")
+            raise ConfigError(f"data.anatomy.hog_cell={cell} (>= 2) and hog_orientations={bins} (>= 1)")
         if short_side < 0:
-            raise ValueError(f"data.anatomy.hog_short_side={short_side}: must be >= 0 (0 = native size)")
+            raise ConfigError(f"data.anatomy.hog_short_side={short_side}: must be >= 0 (0 = native size)")
         self.cell, self.bins, self.short_side = cell, bins, short_side
 
     def __call__(self, img: Image.Image) -> Image.Image:

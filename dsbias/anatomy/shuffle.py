@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from dsbias.seeds import stable_seed
+from dsbias.typedconfig import ConfigError
 
 
 def content_seed(x: torch.Tensor, salt: str) -> int:
@@ -45,7 +46,7 @@ class Shuffle:
 
     def __init__(self, patch: int, fixed: bool, seed: int) -> None:
         if patch < 1:
-            raise ValueError(f"data.anatomy.patch_size={patch}: must be >= 1")
+            raise ConfigError(f"data.anatomy.patch_size={patch}: must be >= 1")
         self.patch, self.fixed, self.seed = patch, fixed, seed
         self._fixed: dict[tuple[int, int], torch.Tensor] = {}
 
@@ -54,7 +55,7 @@ class Shuffle:
         _, h, w = x.shape
         p = self.patch
         if h % p or w % p:
-            raise ValueError(f"data.anatomy.patch_size={p} does not divide the {h}x{w} input "
+            raise ConfigError(f"data.anatomy.patch_size={p} does not divide the {h}x{w} input "
                              "(pick a divisor of data.image_size)")
         n = (h // p) * (w // p)
         if not self.fixed:

@@ -74,6 +74,7 @@ from dsbias.anatomy.edges import CannyEdges
 from dsbias.anatomy.frequency import FrequencyFilter
 from dsbias.anatomy.hog import HOGImage
 from dsbias.anatomy.shuffle import Shuffle
+from dsbias.typedconfig import ConfigError
 
 
 class TransformSettings(Protocol):
@@ -164,17 +165,17 @@ def parse_transform(spec: str) -> list[TransformSpec]:
     for raw in names:
         name = ALIASES.get(raw, raw)
         if name in NEEDS_MODEL:
-            raise ValueError(f"data.transform={spec}: '{name}' needs {NEEDS_MODEL[name]}, which dsbias does not "
+            raise ConfigError(f"data.transform={spec}: '{name}' needs {NEEDS_MODEL[name]}, which dsbias does not "
                              "build in or download; transform the images offline (data.anatomy.model_path is "
                              "reserved for it) and point a folder source at the result")
         if name not in TRANSFORMS:
             known = ", ".join([*TRANSFORMS, *ALIASES])
-            raise ValueError(f"data.transform={spec}: unknown transformation '{raw}'; known: {known}")
+            raise ConfigError(f"data.transform={spec}: unknown transformation '{raw}'; known: {known}")
         if any(p.name == name for p in out):
-            raise ValueError(f"data.transform={spec}: '{name}' appears twice")
+            raise ConfigError(f"data.transform={spec}: '{name}' appears twice")
         missing = [m for m in TRANSFORMS[name].requires if importlib.util.find_spec(m) is None]
         if missing:
-            raise ValueError(f"data.transform={spec}: '{name}' needs {' and '.join(_PACKAGES[m] for m in missing)}, "
+            raise ConfigError(f"data.transform={spec}: '{name}' needs {' and '.join(_PACKAGES[m] for m in missing)}, "
                              "not installed: pip install 'dsbias[anatomy]'")
         out.append(TRANSFORMS[name])
     return out
@@ -261,7 +262,7 @@ def create_anatomy_transforms(data: TransformSettings) -> AnatomyTransforms:
     parts = parse_transform(data.transform)
     a = data.anatomy
     if any(p.name.startswith("patch_shuffle") for p in parts) and data.image_size % a.patch_size:
-        raise ValueError(f"data.anatomy.patch_size={a.patch_size} does not divide data.image_size={data.image_size}")
+        raise ConfigError(f"data.anatomy.patch_size={a.patch_size} does not divide data.image_size={data.image_size}")
     pil = [p.build(data.anatomy) for p in parts if p.stage == "pil"]
     tensor = [p.build(data.anatomy) for p in parts if p.stage == "tensor"]
 

@@ -31,6 +31,7 @@ from dsbias.data.dataset import MixedDataset
 from dsbias.data.manifest import Manifest
 from dsbias.log import progress
 from dsbias.stats import classification_report, format_p, format_table
+from dsbias.typedconfig import ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +64,7 @@ def _score(clf: Any, xtr: np.ndarray, ytr: np.ndarray, xva: np.ndarray, yva: np.
            sources: list[str], groups: np.ndarray | None = None) -> dict[str, Any]:
     """Fit ``clf`` and report val accuracy (with CI, test, chance, confusion) and train accuracy."""
     if len(np.unique(ytr)) < 2:
-        raise ValueError("baselines: the train rows hold a single source")
+        raise ConfigError("baselines: the train rows hold a single source")
     # One thread: these fits are small, and OpenMP spinning on a busy machine makes them 50x slower.
     with threadpool_limits(limits=1):
         clf.fit(xtr, ytr)

@@ -12,6 +12,7 @@ from pathlib import Path
 from torch import nn
 
 from dsbias.models.backbones import load_backbone
+from dsbias.typedconfig import ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +30,7 @@ def init_from_run(backbone: nn.Module, run_dir: str | Path) -> None:
     if want != have:
         diff = ", ".join(f"{k}: run has {want[k]!r}, config builds {have.get(k)!r}" for k in want
                          if want[k] != have.get(k))
-        raise ValueError(f"classify.init={run_dir}: backbone differs ({diff}); set model.name / model.kwargs / "
+        raise ConfigError(f"classify.init={run_dir}: backbone differs ({diff}); set model.name / model.kwargs / "
                          "model.pool / data.image_size to match the pretraining run")
     backbone.load_state_dict(pretrained.state_dict(), strict=True)
     logger.info("backbone initialised from %s (%s, trained by %s)", run_dir, meta["name"], meta.get("method"))

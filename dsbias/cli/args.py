@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable
 
 from dsbias.config import Config, load_config
-from dsbias.errors import UserError
+from dsbias.errors import FailedOnMain, UserError
 from dsbias.log import setup_logging
 from dsbias.runs import RunDir
 from dsbias.typedconfig import find_preset
@@ -70,9 +70,19 @@ def load(args: argparse.Namespace, default_config: str | None = None) -> Config:
     return load_config(path, overrides)
 
 
+def one_line(message: str) -> str:
+    """A UserError's message as one line. One raised in a DataLoader worker reaches the main process wrapped by
+    torch in the worker's traceback (``Caught X in DataLoader worker process 0. Original Traceback...``): its
+    last line, less the exception's class name, is the message."""
+    if "\nOriginal Traceback" not in message:
+        return message
+    return message.rstrip().splitlines()[-1].split(": ", 1)[-1]
+
+
 def guarded(main: Callable[[list[str]], int | None]) -> Callable[[list[str] | None], int]:
     """Wrap a script's main: arguments default to ``sys.argv[1:]``; a :class:`UserError` prints
-    ``error: <message>`` on stderr and returns 2 (``--debug`` re-raises it with its traceback)."""
+    ``error: <message>`` on stderr and returns 2 (``--debug`` re-raises it with its traceback). Under
+    ``accelerate launch`` only the main process prints it (:class:`FailedOnMain` on the others)."""
 
     @functools.wraps(main)
     def wrapper(argv: list[str] | None = None) -> int:
@@ -83,7 +93,8 @@ def guarded(main: Callable[[list[str]], int | None]) -> Callable[[list[str] | No
         except UserError as e:
             if "--debug" in argv:
                 raise
-            print(f"error: {e}", file=sys.stderr)
+            if not isinstance(e, FailedOnMain):
+                print(f"error: {one_line(str(e))}", file=sys.stderr)
             return 2
 
     return wrapper

@@ -9,11 +9,15 @@ from __future__ import annotations
 
 from dsbias.cli import args as cli
 from dsbias.data.manifest import make_manifest, summary_text
+from dsbias.runs import RunDir, lock_run, released_after
 
 
 @cli.guarded
 def main(argv: list[str]) -> int:
     cfg = cli.load(cli.parse(cli.parser("tools/manifest.py", __doc__), argv))
-    manifest, path = make_manifest(cfg.data, cfg.out)
+    out = RunDir.at(cfg.out)
+    with released_after(out):
+        lock_run(out)  # a run training in --out reads its manifest.jsonl
+        manifest, path = make_manifest(cfg.data, cfg.out)
     print(summary_text(manifest, path))
     return 0

@@ -137,9 +137,9 @@ class DataConfig:
             groups, each source's images are split into train and val by group (counts as close to
             ``per_source`` as the group sizes allow) and pseudo-sources get whole groups.
         dedup: Exact (content-hash) duplicates among the sampled images: ``drop`` removes cross-source copies
-            (all of them) and cross-split copies (the val one) and draws replacements so counts stay balanced;
-            ``report`` only counts them; ``ignore`` skips the check (not ``off``: YAML reads that as false).
-            Within-source, same-split copies are reported.
+            (all of them), cross-split copies (the val one) and within-source copies (all but one) and draws
+            replacements so counts stay balanced; ``report`` only counts them; ``ignore`` skips the check (not
+            ``off``: YAML reads that as false).
         official_split: Sources with an official split (``imagefolder`` with ``train/`` and ``val/``) give train
             rows from train and val rows from val; false pools both and splits at random.
         transform: Bias-anatomy transformation(s) applied to train AND val images, ``+``-joined

@@ -15,6 +15,11 @@ from dsbias.data.decode import DecodeError
 from dsbias.data.manifest import Manifest
 from dsbias.data.sources.base import Source
 from dsbias.data.sources.registry import create_sources
+from dsbias.errors import UserError
+
+
+class DataChangedError(UserError, RuntimeError):
+    """An image of the manifest no longer decodes: its file changed after the manifest was drawn."""
 
 
 class MixedDataset(Dataset):
@@ -61,7 +66,8 @@ class MixedDataset(Dataset):
             img, _ = self.readers[row["origin"]].read(row["item"])
         except DecodeError as e:
             # It decoded when the manifest was drawn: the file changed since. Never substitute an image.
-            raise RuntimeError(f"{row['origin']}: {row['item']} no longer decodes ({e}); "
-                               "rebuild the manifest") from None
+            raise DataChangedError(f"data.sources[{row['origin']}]: {row['item']} no longer decodes ({e}) (the "
+                                   "file changed since the manifest was drawn: restore it, or draw the manifest "
+                                   "again in a new run dir)") from None
         img = cap_short_side(img, self.max_short_side)
         return self.transform(img), torch.tensor(row["source_id"]), torch.tensor(row["index"])

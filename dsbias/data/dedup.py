@@ -5,8 +5,9 @@ Three kinds of duplicate group (one image, several rows):
 - **cross-source**: the same bytes under two labels. The task is ill-posed for that image, so with
   ``data.dedup=drop`` every copy is dropped and the hash is banned from the replacements.
 - **cross-split**: one source has it in train and in val. It would inflate val accuracy, so the val copies are
-  dropped (the train copy stays).
-- **within-source**: twice in one split of one source. Harmless for the labels; reported only.
+  dropped (one train copy stays).
+- **within-source**: twice in one split of one source (the same file under two names, a re-upload). The label
+  is right, but the image would weigh twice, so one copy stays and the others are dropped.
 
 Only the sampled images are compared (hashing whole sources would read every byte of them). Near-duplicates
 (on features) are a separate check.
@@ -62,10 +63,12 @@ def plan_dedup(entries: list[tuple[str, str, str, str]], policy: str, max_exampl
         if len(labels) > 1:
             kind, drop = "cross_source", pos
             plan.banned.add(sha1)
-        elif len(splits) > 1:
-            kind, drop = "cross_split", [i for i in pos if entries[i][1] != "train"]
         else:
-            kind, drop = "within_source", []
+            # One copy stays, the first train one (train rows come first in ``entries``; a val-only group keeps
+            # its first val row): everything else of the group goes, so no pass leaves a duplicate behind.
+            keep = min(pos, key=lambda i: (entries[i][1] != "train", i))
+            kind = "cross_split" if len(splits) > 1 else "within_source"
+            drop = [i for i in pos if i != keep]
         plan.found[sha1] = kind
         if len(plan.examples) < max_examples:
             rows = [[entries[i][0], entries[i][1], entries[i][3]] for i in pos]

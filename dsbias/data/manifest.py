@@ -35,13 +35,19 @@ from dsbias.data.config import DataConfig
 from dsbias.data.groups import create_group_lookup
 from dsbias.data.sampling import SPLITS, ShortSourceError, draw
 from dsbias.data.sources.registry import create_sources, expand_sources
+from dsbias.errors import UserError
 from dsbias.runs import RunDir, atomic_path, sha256_file, write_json
 from dsbias.typedconfig import ConfigError, diff_keys, merge, to_dict
 
 logger = logging.getLogger(__name__)
 
 MANIFEST_VERSION = 3  # 3: rows carry ``group``
-__all__ = ["SPLITS", "Manifest", "ShortSourceError", "build_manifest", "load_or_build_manifest"]
+__all__ = ["SPLITS", "Manifest", "ManifestError", "ShortSourceError", "build_manifest", "load_or_build_manifest"]
+
+
+class ManifestError(UserError, ValueError):
+    """A manifest file is unreadable, or does not fit the config or the run dir; the message names the file."""
+
 
 @dataclass
 class Manifest:
@@ -100,11 +106,20 @@ class Manifest:
     def load(cls, path: str | Path) -> Manifest:
         """Read a manifest written by :meth:`save`, checking rows against the summary."""
         path = Path(path)
-        summary = json.loads(path.with_suffix(".json").read_text())
-        with open(path) as f:
-            rows = [json.loads(line) for line in f if line.strip()]
-        if len(rows) != summary["rows"] or any(r["index"] != i for i, r in enumerate(rows)):
-            raise ValueError(f"{path}: rows do not match {path.with_suffix('.json')} (edited or truncated?)")
+        if not path.is_file() or not path.with_suffix(".json").is_file():
+            raise ManifestError(f"{path}: no manifest here (it needs {path.name} and {path.with_suffix('.json').name}; "
+                                "draw one with tools/manifest.py)")
+        try:
+            summary = json.loads(path.with_suffix(".json").read_text())
+            with open(path) as f:
+                rows = [json.loads(line) for line in f if line.strip()]
+            ok = len(rows) == summary["rows"] and all(r["index"] == i for i, r in enumerate(rows))
+        except (ValueError, KeyError, TypeError) as e:
+            raise ManifestError(f"{path}: unreadable manifest ({type(e).__name__}: {e}) (draw it again with "
+                                "tools/manifest.py, or use a new run dir)") from None
+        if not ok:
+            raise ManifestError(f"{path}: rows do not match {path.with_suffix('.json')} (edited or truncated? draw it "
+                                "again, or use a new run dir)")
         return cls(sources=list(summary["sources"]), rows=rows, summary=summary)
 
 
@@ -161,27 +176,28 @@ def _given_manifest(data: DataConfig, path: Path) -> Manifest:
     given = Manifest.load(data.manifest or "")
     want = expected_labels(data)
     if given.sources != want:
-        raise ValueError(f"data.manifest={data.manifest}: its sources {given.sources} differ from the config's "
-                         f"{want} (same names, same order)")
+        raise ManifestError(f"data.manifest={data.manifest}: its sources {given.sources} differ from the config's "
+                            f"{want} (give the sources it was drawn with: same names, same order)")
     drawn_cap = given.summary.get("max_short_side", 0)
     if drawn_cap != data.max_short_side:
-        raise ValueError(f"data.manifest={data.manifest} was drawn with data.max_short_side={drawn_cap}, this config "
-                         f"has {data.max_short_side}: set data.max_short_side={drawn_cap}, or draw it again with "
-                         f"tools/manifest.py data.max_short_side={data.max_short_side} (the same rows)")
+        raise ManifestError(f"data.manifest={data.manifest}: drawn with data.max_short_side={drawn_cap}, this config "
+                            f"has {data.max_short_side} (set data.max_short_side={drawn_cap}, or draw it again with "
+                            f"tools/manifest.py data.max_short_side={data.max_short_side}: the same rows)")
     kinds = given.summary.get("source_kinds", {})
     expanded = {s.name: s.kind for s in expand_sources(data).sources}
     bad = sorted(n for n in kinds if n in expanded and kinds[n] != expanded[n])
     if bad:
-        raise ValueError(f"data.manifest={data.manifest}: source kinds differ for {bad}: "
+        raise ManifestError(f"data.manifest={data.manifest}: source kinds differ for {bad}: "
                          f"manifest {[kinds[n] for n in bad]}, config {[expanded[n] for n in bad]}")
     given_group = given.summary.get("data", {}).get("group") or to_dict(type(data.group)())
     if given_group != to_dict(data.group):
-        raise ValueError(f"data.manifest={data.manifest}: drawn with data.group={given_group}, the config has "
+        raise ManifestError(f"data.manifest={data.manifest}: drawn with data.group={given_group}, the config has "
                          f"{to_dict(data.group)}; draw the manifest again with the config's data.group")
     if path.exists() and path.with_suffix(".json").exists():
         here = Manifest.load(path)
         if here.summary.get("sha256") != given.summary.get("sha256"):
-            raise ValueError(f"{path} holds another manifest than data.manifest={data.manifest}: use a new run dir")
+            raise ManifestError(f"{path}: holds another manifest than data.manifest={data.manifest} "
+                                "(use a new run dir)")
         return here
     if path.resolve() != Path(data.manifest or "").resolve():
         copy = dataclasses.replace(given, summary={**given.summary, "copied_from": str(data.manifest)})
@@ -208,7 +224,7 @@ def load_or_build_manifest(data: DataConfig, path: str | Path) -> Manifest:
     Otherwise the manifest at ``path`` if it was drawn with the same data config, else a new one saved there.
 
     Raises:
-        ValueError: ``path`` holds a manifest drawn with a different data config (names the first key), or
+        ManifestError: ``path`` holds a manifest drawn with a different data config (names the first key), or
             ``data.manifest`` does not match the config's sources.
     """
     path = Path(path)
@@ -222,8 +238,8 @@ def load_or_build_manifest(data: DataConfig, path: str | Path) -> Manifest:
                     for d in (_with_defaults({"max_short_side": 0, **manifest.summary.get("data", {})}), to_dict(data)))
         changed = sorted({k.split(".")[0] for k in diff_keys(old, new)})
         if changed:
-            raise ValueError(f"{path} was drawn with another data config "
-                             f"({', '.join('data.' + k for k in changed)} differs): use a new run dir")
+            raise ManifestError(f"{path}: drawn with another data config ({', '.join('data.' + k for k in changed)} "
+                                "differs) (use a new run dir, or the data settings it was drawn with)")
         return manifest
     manifest = build_manifest(data)
     manifest.save(path)
@@ -265,10 +281,10 @@ def make_manifest(data: DataConfig, out: str | Path) -> tuple[Manifest, Path]:
     """``tools/manifest.py``: draw a manifest from ``data`` and save it as ``<out>/manifest.jsonl``.
 
     Raises:
-        ValueError: ``data.manifest`` is set (the tool makes manifests; it does not read one).
+        ManifestError: ``data.manifest`` is set (the tool makes manifests; it does not read one).
     """
     if data.manifest:
-        raise ValueError("data.manifest is set: the manifest tool draws a new manifest; unset it")
+        raise ManifestError("data.manifest: set, but the manifest tool draws a new manifest (unset it)")
     path = RunDir.at(out).manifest
     manifest = build_manifest(data)
     manifest.save(path)

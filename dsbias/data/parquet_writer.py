@@ -63,7 +63,7 @@ class ParquetShardWriter:
 
     @staticmethod
     def _tmp(path: Path) -> Path:
-        return path.with_name(f".{path.name}.tmp")
+        return path.with_name(f".{path.name}.{os.getpid()}.tmp")  # two writers never share a temporary file
 
     def _flush(self) -> None:
         if self._rows:

@@ -34,6 +34,7 @@ from dsbias.data.parquet_writer import ParquetShardWriter
 from dsbias.data.sources.registry import create_sources, expand_sources
 from dsbias.log import progress
 from dsbias.runs import write_json, write_text
+from dsbias.typedconfig import ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -132,7 +133,7 @@ class ShardWriter:
 
     @staticmethod
     def _tmp(path: Path) -> Path:
-        return path.with_name(f".{path.name}.tmp")
+        return path.with_name(f".{path.name}.{os.getpid()}.tmp")  # two writers never share a temporary file
 
     def _finish(self) -> None:
         if self._tf is not None:
@@ -148,9 +149,9 @@ class ShardWriter:
 def prepare_source(source: Any, out: Path, opts: PrepareOptions, data: DataConfig, kind: str) -> dict[str, Any]:
     """Write one source's shards; returns its counts."""
     if not hasattr(source, "read_bytes"):
-        raise ValueError(f"source '{source.name}': kind {kind} cannot give stored bytes")
+        raise ConfigError(f"source '{source.name}': kind {kind} cannot give stored bytes")
     if kind == "toy" and not opts.limit:
-        raise ValueError(f"source '{source.name}' is a toy source (endless): give --limit")
+        raise ConfigError(f"source '{source.name}' is a toy source (endless): give --limit")
     order = source.sample_order(data.seed)
 
     def work(item: str) -> tuple[str, tuple[bytes, str, dict] | str]:

@@ -112,10 +112,11 @@ def _check_short(label: str, got: int, need: int, data: DataConfig, stream: Stre
         return
     n_tr, n_val = data.per_source.train, data.per_source.val
     k = data.pseudo or 1
-    msg = (f"source '{label}'{what}: {got} usable images, {need} asked for (data.per_source = {n_tr}/{n_val}"
-           f"{f' x {k} pseudo' if k > 1 else ''}; skipped {sum(stream.skipped.values())} undecodable)")
+    skipped = dict(stream.skipped) or "none"
+    msg = (f"data.sources[{label}]{what}: {got} usable images, {need} asked for (data.per_source = {n_tr}/{n_val}"
+           f"{f' x {k} pseudo' if k > 1 else ''}; skipped: {skipped})")
     if not data.allow_fewer:
-        raise ShortSourceError(msg + "; lower data.per_source or set data.allow_fewer=true")
+        raise ShortSourceError(msg + " (lower data.per_source or set data.allow_fewer=true)")
     logger.warning("%s; data.allow_fewer is on: using all %d", msg, got)
 
 
@@ -232,7 +233,7 @@ def draw(data: DataConfig, readers: dict[str, Source], lookup: dict[str, Any] | 
         labels, stream_of = _streams(data, readers, pool)
         chosen = _initial(data, labels, stream_of) if lookup is None else _pools(data, labels, stream_of)
         target = {(lab, s): len(chosen[lab][s]) for lab in labels for s in SPLITS}
-        found: dict[str, str] = {}  # sha1 -> kind; a group kept (within-source) is found again each pass
+        found: dict[str, str] = {}  # sha1 -> kind of every group found in any pass
         dropped: Counter = Counter()
         examples: list[dict] = []
         banned: set[str] = set()

@@ -124,6 +124,8 @@ def train(
             kept = [r for r in log.read() if r.get("step", -1) <= start or "step" not in r]
             write_text(run.log, "".join(json.dumps(r) + "\n" for r in kept))
         logger.info("resumed from %s (step %d of %d)", ckpt["dir"], start, plan.total_steps)
+    if start >= plan.total_steps:
+        return _finished(unwrapped, model, plan, run, accelerator, log, eval_fn)
     if accelerator.is_main_process:
         accelerator.init_trackers("dsbias", config=_flat(to_dict(cfg)))
         log.write(event="start", step=start, total_steps=plan.total_steps, peak_lr=peak, warmup_steps=warmup,
@@ -194,10 +196,7 @@ def train(
             return {"steps": done, "stopped_early": True}
     bar.close()
     wall = time.perf_counter() - t0
-    if ckpt is None or start < plan.total_steps:
-        save_checkpoint(accelerator, run, plan.total_steps, plan.total_steps * plan.batch)
-    if eval_fn is not None and not last_eval:  # already complete on resume: evaluate once anyway
-        last_eval = _evaluate(eval_fn, unwrapped, model, plan.total_steps, accelerator, log)
+    save_checkpoint(accelerator, run, plan.total_steps, plan.total_steps * plan.batch)
     trained = plan.total_steps - start
     summary = {"steps": plan.total_steps, "samples": plan.total_steps * plan.batch, "resumed_at": start,
                "final": last, "wall_s": wall, "img_per_s": trained * plan.batch / max(wall, 1e-9), "eval": last_eval}
@@ -207,6 +206,28 @@ def train(
     for tracker in accelerator.trackers:
         tracker.finish()
     return summary
+
+
+def _finished(unwrapped: nn.Module, model: nn.Module, plan: Plan, run: RunDir, accelerator: Accelerator,
+              log: JsonlLog, eval_fn: Callable | None) -> dict[str, Any]:
+    """The summary of a run that was already complete when resumed: its recorded result (the last logged step,
+    wall time and speed of the ``end`` record), not a zero-step rerun's nan and 0 img/s. Nothing is appended
+    to ``log.jsonl``; an ``eval_fn`` is evaluated once (on every process) without logging."""
+    records = JsonlLog(run.log).read()  # every process reads it (it is small), so all return the same summary
+    end = next((r for r in reversed(records) if r.get("event") == "end"), {})
+    final = next((r for r in reversed(records) if r.get("step") == plan.total_steps and "loss" in r), {})
+    final = {k: v for k, v in final.items() if k not in ("time", "step", "samples", "epoch")}
+    last_eval = {}
+    if eval_fn is not None:
+        model.eval()
+        with torch.no_grad():
+            last_eval = eval_fn(unwrapped, plan.total_steps)
+        model.train()
+    logger.info("%s: already trained (%d steps); reporting the recorded result", run.root, plan.total_steps)
+    return {"steps": plan.total_steps, "samples": plan.total_steps * plan.batch,
+            "resumed_at": end.get("resumed_at", plan.total_steps), "final": final,
+            "wall_s": end.get("wall_s", float("nan")), "img_per_s": end.get("img_per_s", float("nan")),
+            "eval": last_eval, "already_done": True}
 
 
 def _evaluate(eval_fn: Callable, unwrapped: nn.Module, model: nn.Module, step: int, accelerator: Accelerator,

@@ -39,10 +39,11 @@ class Plan:
     def make(cls, train: TrainConfig, n_train: int, world: int) -> Plan:
         batch, accum = train.batch_size, train.grad_accum
         if batch % (world * accum):
-            raise ConfigError(f"train.batch_size={batch} is not divisible by processes ({world}) x "
-                              f"train.grad_accum ({accum})")
+            raise ConfigError(f"train.batch_size={batch}: not divisible by processes ({world}) x "
+                              f"train.grad_accum ({accum}) (use a multiple of {world * accum})")
         if n_train < batch:
-            raise ConfigError(f"train.batch_size={batch} is larger than the {n_train} train images")
+            raise ConfigError(f"train.batch_size={batch}: larger than the {n_train} train images (lower "
+                              "train.batch_size or raise data.per_source.train)")
         return cls(total_steps=max(1, math.ceil(train.samples / batch)), steps_per_epoch=n_train // batch,
                     per_process_batch=batch // (world * accum), world=world, accum=accum, batch=batch)
 

@@ -264,10 +264,20 @@ def load_features(path: str | Path, mmap: bool = True) -> FeatureSet:
         FeatureError: Missing split, wrong dtype or dim, NaNs, labels out of range, fewer than two sources.
     """
     root = find_features_dir(path)
-    meta = read_json(root / META)
+    try:
+        meta = read_json(root / META)
+    except ValueError as e:  # JSONDecodeError and bad UTF-8 alike
+        raise FeatureError(f"{root / META}: not valid JSON ({e}) (rerun ssl/extract.py into this dir)") from None
+    if not isinstance(meta, dict):
+        raise FeatureError(f"{root / META}: a JSON object expected, got {type(meta).__name__} "
+                           "(rerun ssl/extract.py into this dir)")
     for key in ("dim", "sources"):
         if key not in meta:
             raise FeatureError(f"{root / META}: missing '{key}'")
+    if not isinstance(meta["sources"], list) or not all(isinstance(x, str) for x in meta["sources"]):
+        raise FeatureError(f"{root / META}: 'sources' must be a list of names, got {meta['sources']!r}")
+    if isinstance(meta["dim"], bool) or not isinstance(meta["dim"], int) or meta["dim"] < 1:
+        raise FeatureError(f"{root / META}: 'dim' must be a positive int, got {meta['dim']!r}")
     if meta.get("format_version", FORMAT_VERSION) > FORMAT_VERSION:
         raise FeatureError(f"{root / META}: format_version {meta['format_version']} is newer than this dsbias")
     if len(meta["sources"]) < 2:

@@ -25,6 +25,7 @@ from dsbias.data.config import DataConfig
 from dsbias.data.views import IMAGENET_MEAN, IMAGENET_STD, create_eval_transform
 from dsbias.methods.config import SupervisedConfig
 from dsbias.methods.corrupt import Corruption
+from dsbias.typedconfig import ConfigError
 
 _timm_posterize = auto_augment.posterize
 
@@ -60,7 +61,7 @@ def create_supervised_train_transform(cfg: SupervisedConfig, data: DataConfig) -
     aug = cfg.augment
     if not aug.crop:
         if aug.randaug or aug.reprob or aug.color_jitter:
-            raise ValueError("method.supervised.augment: randaug/reprob/color_jitter need crop=true "
+            raise ConfigError("method.supervised.augment: randaug/reprob/color_jitter need crop=true "
                              "(timm's training transform)")
         return create_supervised_eval_transform(cfg, data)
     anatomy = create_anatomy_transforms(data)

@@ -20,6 +20,7 @@ from PIL import Image, ImageFilter
 from torchvision import transforms as T
 
 from dsbias.methods.config import CorruptConfig
+from dsbias.typedconfig import ConfigError
 
 
 def content_seed(img: Image.Image, salt: str) -> int:
@@ -40,7 +41,7 @@ class Corruption:
 
     def __init__(self, cfg: CorruptConfig) -> None:
         if cfg.kind != "none" and cfg.strength <= 0:
-            raise ValueError(f"method.supervised.corrupt.strength={cfg.strength}: must be > 0 for {cfg.kind}")
+            raise ConfigError(f"method.supervised.corrupt.strength={cfg.strength}: must be > 0 for {cfg.kind}")
         self.kind = cfg.kind
         self.strength = float(cfg.strength)
         self.salt = f"{self.kind}:{self.strength}"

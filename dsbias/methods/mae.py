@@ -27,6 +27,7 @@ from dsbias.data.views import to_normalized_tensor
 from dsbias.methods.base import MethodBase, MethodSettings
 from dsbias.methods.config import MAEConfig
 from dsbias.models.backbones import create_backbone
+from dsbias.typedconfig import ConfigError
 
 
 class MAE(MethodBase):
@@ -43,12 +44,12 @@ class MAE(MethodBase):
     def __init__(self, vit: nn.Module, mae: MAEConfig, image_size: int, fresh: bool = True) -> None:
         super().__init__()
         if not hasattr(vit, "patch_embed") or not getattr(vit, "has_class_token", False):
-            raise ValueError(f"method=mae: model '{type(vit).__name__}' is not a timm ViT with a class token")
+            raise ConfigError(f"method=mae: model '{type(vit).__name__}' is not a timm ViT with a class token")
         if getattr(vit, "no_embed_class", False) or getattr(vit, "dynamic_img_size", False):
-            raise ValueError("method=mae: ViTs with no_embed_class or dynamic_img_size are not supported")
+            raise ConfigError("method=mae: ViTs with no_embed_class or dynamic_img_size are not supported")
         self.patch_size = int(vit.patch_embed.patch_size[0])
         if image_size % self.patch_size:
-            raise ValueError(f"data.image_size={image_size}: not a multiple of the patch size {self.patch_size}")
+            raise ConfigError(f"data.image_size={image_size}: not a multiple of the patch size {self.patch_size}")
         self.mask_ratio = mae.mask_ratio
         self.norm_pix_loss = mae.norm_pix_loss
         self.image_size = image_size

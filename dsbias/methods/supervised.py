@@ -22,6 +22,7 @@ from dsbias.methods.augment import create_supervised_eval_transform, create_supe
 from dsbias.methods.base import MethodBase, MethodSettings
 from dsbias.methods.config import SupervisedConfig
 from dsbias.models.backbones import create_backbone
+from dsbias.typedconfig import ConfigError
 
 
 class SupervisedClassifier(MethodBase):
@@ -37,7 +38,7 @@ class SupervisedClassifier(MethodBase):
     def __init__(self, backbone: nn.Module, num_sources: int, cfg: SupervisedConfig, data: DataConfig) -> None:
         super().__init__()
         if num_sources < 2:
-            raise ValueError(f"supervised: need at least 2 sources, got {num_sources}")
+            raise ConfigError(f"supervised: need at least 2 sources, got {num_sources}")
         self.backbone = backbone
         self.head = nn.Linear(int(backbone.num_features), num_sources)
         nn.init.trunc_normal_(self.head.weight, std=0.02)
@@ -60,7 +61,7 @@ class SupervisedClassifier(MethodBase):
 
     def _mix(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if x.shape[0] % 2:
-            raise ValueError(f"mixup/cutmix need an even per-process batch, got {x.shape[0]}: change "
+            raise ConfigError(f"mixup/cutmix need an even per-process batch, got {x.shape[0]}: change "
                              "train.batch_size / (processes x train.grad_accum) or turn mixup and cutmix off")
         # timm's Mixup draws from numpy's global RNG, which the engine does not seed per step; draw its seed
         # from torch (seeded per step by the engine) so resume is exact, and restore numpy's state after.

@@ -15,6 +15,8 @@ from typing import Any
 from timm.models import generate_default_cfgs, register_model
 from timm.models.convnext import ConvNeXt, _cfg, _create_convnext
 
+from dsbias.typedconfig import ConfigError
+
 # name -> (depths, dims); the official ConvNeXt block (Linear MLP, layer scale 1e-6), as in the follow-up.
 TINY_CONVNEXTS: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {
     "convnext_atto_1_10_uniform": ((1, 1, 1, 1), (10, 10, 10, 10)),
@@ -29,7 +31,7 @@ default_cfgs = generate_default_cfgs({name: _cfg() for name in TINY_CONVNEXTS})
 
 def _create(name: str, pretrained: bool, **kwargs: Any) -> ConvNeXt:
     if pretrained:
-        raise ValueError(f"{name}: no pretrained weights exist (use model.weights=FILE)")
+        raise ConfigError(f"{name}: no pretrained weights exist (use model.weights=FILE)")
     depths, dims = TINY_CONVNEXTS[name]
     return _create_convnext(name, pretrained=False, **dict(dict(depths=depths, dims=dims), **kwargs))
 

@@ -18,6 +18,7 @@ import torchvision
 from torch import nn
 
 from dsbias.models.config import ModelConfig
+from dsbias.typedconfig import ConfigError
 
 PREFIX = "torchvision."
 MIN_SIZE = {"alexnet": 63}
@@ -47,7 +48,7 @@ def _build(name: str, kwargs: dict[str, Any]) -> nn.Module:
     try:
         builder = torchvision.models.get_model_builder(name)
     except ValueError:
-        raise ValueError(f"model.name={PREFIX}{name}: not a torchvision model builder") from None
+        raise ConfigError(f"model.name={PREFIX}{name}: not a torchvision model builder") from None
     net = builder(weights=None, **kwargs)
     net.num_features = _strip_head(net, name)
     return net
@@ -65,9 +66,9 @@ def create_torchvision_backbone(model: ModelConfig, image_size: int) -> tuple[nn
     """
     name = model.name[len(PREFIX):]
     if model.pool:
-        raise ValueError(f"model.pool={model.pool!r}: torchvision backbones keep their own pooling; leave it empty")
+        raise ConfigError(f"model.pool={model.pool!r}: torchvision backbones keep their own pooling; leave it empty")
     if image_size < MIN_SIZE.get(name, 0):
-        raise ValueError(f"model.name={model.name}: input {image_size} px is too small "
+        raise ConfigError(f"model.name={model.name}: input {image_size} px is too small "
                          f"(needs data.image_size >= {MIN_SIZE[name]})")
     net = _build(name, dict(model.kwargs))
     return net, {"library": "torchvision", "name": model.name, "kwargs": dict(model.kwargs)}

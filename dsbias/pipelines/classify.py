@@ -22,6 +22,7 @@ from dsbias.data.dataset import MixedDataset
 from dsbias.data.manifest import Manifest
 from dsbias.engine.loop import train
 from dsbias.methods.registry import create_method
+from dsbias.pipelines.rundir import holds_run_dir
 from dsbias.pipelines.stages import build_data, export_backbone, prepare_run
 from dsbias.runs import JsonlLog, RunDir, save_npy, write_json
 from dsbias.stats import classification_report, format_table, wilson_ci
@@ -29,6 +30,7 @@ from dsbias.stats import classification_report, format_table, wilson_ci
 logger = logging.getLogger(__name__)
 
 
+@holds_run_dir
 def classify(cfg: Config) -> dict[str, Any]:
     """Train ``cfg.model`` to name the source of each image; write and return ``metrics.json``'s contents."""
     if cfg.method.name != "supervised":

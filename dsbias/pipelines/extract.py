@@ -16,8 +16,9 @@ from dsbias.features.extract import extract_features
 from dsbias.log import setup_logging
 from dsbias.models.backbones import create_backbone
 from dsbias.models.frozen import load_frozen
+from dsbias.pipelines.rundir import holds_run_dir, on_main
 from dsbias.pipelines.stages import build_data, features_of_run, init_backbone, prepare_run
-from dsbias.runs import RunDir
+from dsbias.runs import RunDir, lock_run, released_after
 
 
 def extract_run(run_dir: str | Path) -> Path:
@@ -30,16 +31,20 @@ def extract_run(run_dir: str | Path) -> Path:
     cfg = load_config(run.config, [f"extract.backbone={json.dumps(f'run:{run.root}')}"])
     accelerator = create_accelerator(cfg.train, run)
     setup_logging(accelerator.is_main_process)
-    manifest = Manifest.load(run.manifest)
-    fb = load_frozen(cfg.extract, cfg.train.seed)
-    done = extract_features(fb.module, manifest, cfg.data, run.features, accelerator, settings=cfg.extract,
-                            meta={**fb.record, "manifest_path": str(run.manifest)})
-    if done and (cfg.method.name != "supervised" or run.init_features.exists()):  # pretraining runs have the control
-        done = features_of_run(run, init_backbone(cfg, len(manifest.sources)), cfg, manifest, accelerator, init=True)
+    with released_after(run):
+        on_main(accelerator, lambda: lock_run(run))  # it rewrites the run's features: no run may train there now
+        manifest = Manifest.load(run.manifest)
+        fb = load_frozen(cfg.extract, cfg.train.seed)
+        done = extract_features(fb.module, manifest, cfg.data, run.features, accelerator, settings=cfg.extract,
+                                meta={**fb.record, "manifest_path": str(run.manifest)})
+        if done and (cfg.method.name != "supervised" or run.init_features.exists()):  # pretraining has the control
+            done = features_of_run(run, init_backbone(cfg, len(manifest.sources)), cfg, manifest, accelerator,
+                                   init=True)
     _summary(run, accelerator.is_main_process, done)
     return run.features
 
 
+@holds_run_dir
 def extract_backbone(cfg: Config) -> Path:
     """Apply the frozen backbone ``cfg.extract.backbone`` to the config's data, in the run dir ``cfg.out``."""
     run, accelerator = prepare_run(cfg)
@@ -52,6 +57,7 @@ def extract_backbone(cfg: Config) -> Path:
     return run.features
 
 
+@holds_run_dir
 def extract_model(cfg: Config) -> Path:
     """Apply the config's ``model`` (``model.weights`` = a local file, else a random init) to its data, with
     dsbias's eval view, in the run dir ``cfg.out``."""

@@ -17,13 +17,16 @@ from accelerate.utils import set_seed
 from dsbias.config import Config
 from dsbias.data.dataset import MixedDataset
 from dsbias.engine.loop import train
+from dsbias.features import store
 from dsbias.methods.registry import create_method
+from dsbias.pipelines.rundir import holds_run_dir
 from dsbias.pipelines.stages import build_data, export_backbone, features_of_run, prepare_run
 from dsbias.runs import RunDir
 
 logger = logging.getLogger(__name__)
 
 
+@holds_run_dir
 def pretrain(cfg: Config) -> dict[str, Any]:
     """Pretrain ``cfg.method`` on the mix without source labels, export the backbone, extract features."""
     # ============ run dir ============
@@ -39,11 +42,15 @@ def pretrain(cfg: Config) -> dict[str, Any]:
     summary = train(cfg, method, dataset, run, accelerator)
     if summary.get("stopped_early"):
         return summary
+    done = summary.get("already_done", False)  # a rerun of a finished run: keep what it wrote
     # ============ export ============
-    export_backbone(run, method, cfg, manifest, accelerator)
+    if not (done and run.backbone_meta.exists()):
+        export_backbone(run, method, cfg, manifest, accelerator)
     # ============ features ============
-    # The control only once the trained features are complete (extract.stop_after may stop them).
-    if cfg.train.extract and features_of_run(run, method.backbone, cfg, manifest, accelerator):
+    # The control only once the trained features are complete (extract.stop_after may stop them); a finished
+    # run's rerun keeps both.
+    kept = done and all((d / store.META).exists() for d in (run.features, run.init_features))
+    if cfg.train.extract and not kept and features_of_run(run, method.backbone, cfg, manifest, accelerator):
         features_of_run(run, at_init, cfg, manifest, accelerator, init=True)
     if accelerator.is_main_process:
         print(summary_text(cfg, run, summary))
@@ -54,7 +61,8 @@ def summary_text(cfg: Config, run: RunDir, summary: dict[str, Any]) -> str:
     """The one-screen summary printed at the end of a run."""
     final = summary.get("final", {})
     lines = [
-        f"== dsbias {cfg.method.name} on {len(cfg.data.sources)} source(s): {run.root}",
+        f"== dsbias {cfg.method.name} on {len(cfg.data.sources)} source(s): {run.root}"
+        + ("  (already finished: its recorded result)" if summary.get("already_done") else ""),
         f"   model {cfg.model.name}  image {cfg.data.image_size}px  batch {cfg.train.batch_size}  "
         f"steps {summary['steps']} ({summary['samples']} samples, resumed at {summary['resumed_at']})",
         f"   final loss {final.get('loss', float('nan')):.4f}  wall {summary['wall_s']:.1f}s  "

@@ -10,7 +10,7 @@ from accelerate.utils import set_seed
 from torch import nn
 
 from dsbias.anatomy.transforms import create_anatomy_transforms
-from dsbias.config import Config, load_config
+from dsbias.config import Config
 from dsbias.data.manifest import Manifest, load_or_build_manifest
 from dsbias.data.views import IMAGENET_MEAN, IMAGENET_STD
 from dsbias.engine.loop import create_accelerator
@@ -18,43 +18,37 @@ from dsbias.features.extract import extract_features
 from dsbias.log import setup_logging
 from dsbias.methods.registry import create_method
 from dsbias.models.backbones import save_backbone
-from dsbias.runs import JsonlLog, RunDir, provenance, sha256_file, write_json, write_text
-from dsbias.typedconfig import ConfigError, diff_keys, dump_yaml, to_dict
+from dsbias.pipelines.rundir import on_main, open_run_dir
+from dsbias.runs import JsonlLog, RunDir, sha256_file
 
 logger = logging.getLogger(__name__)
 
-# Keys that may change between a run and its resumption (they do not change what is computed).
-RESUMABLE_CHANGES = {"out", "train.log_every", "train.log_with", "train.extract", "train.stop_after",
-                     "train.save_every", "data.num_workers", "extract.stop_after"}
-
 
 def prepare_run(cfg: Config) -> tuple[RunDir, Accelerator]:
-    """Create (or reopen) the run dir: check a resumed config, write config.yaml and provenance.json."""
+    """Create (or reopen) the run dir, locked by the main process for its life: check a resumed config, write
+    config.yaml and provenance.json.
+
+    Raises:
+        RunLockedError: Another process runs in this dir.
+        ConfigError: The dir holds a started run with another config.
+    """
     run = RunDir.at(cfg.out)
     accelerator = create_accelerator(cfg.train, run)
     setup_logging(accelerator.is_main_process)
-    if accelerator.is_main_process:
-        run.root.mkdir(parents=True, exist_ok=True)
-        if run.config.exists():
-            old = to_dict(load_config(run.config))
-            changed = [k for k in diff_keys(old, to_dict(cfg)) if k not in RESUMABLE_CHANGES]
-            if changed:
-                keys = ", ".join(changed)
-                raise ConfigError(f"{run.config}: this run dir was made with another config ({keys} differ); "
-                                  "use a new --out or the same settings to resume")
-        write_text(run.config, dump_yaml(cfg))
-        write_json(run.provenance, {**provenance(), "processes": accelerator.num_processes,
-                                    "device": str(accelerator.device)})
+    on_main(accelerator, lambda: open_run_dir(run, cfg, accelerator.num_processes, str(accelerator.device)))
     accelerator.wait_for_everyone()
     return run, accelerator
 
 
 def build_data(cfg: Config, run: RunDir, accelerator: Accelerator) -> Manifest:
     """Draw the manifest on the main process (or reuse the run's), then load it everywhere."""
-    if accelerator.is_main_process:
+    def draw() -> Manifest:
         manifest = load_or_build_manifest(cfg.data, run.manifest)
         JsonlLog(run.log).write(event="manifest", sources=manifest.sources, obtained=manifest.summary["obtained"],
                                 skipped=manifest.summary["skipped"])
+        return manifest
+
+    manifest = on_main(accelerator, draw)
     accelerator.wait_for_everyone()
     if not accelerator.is_main_process:
         manifest = Manifest.load(run.manifest)

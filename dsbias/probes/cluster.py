@@ -22,6 +22,7 @@ from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 from dsbias.errors import UserError
 from dsbias.features.store import FeatureSet
 from dsbias.probes.knn import normalized
+from dsbias.probes.labels import check_labels
 from dsbias.probes.result import group_notes
 from dsbias.stats import classification_report, verdict
 from dsbias.stats.chance import group_table
@@ -163,11 +164,15 @@ def run_cluster(fs: FeatureSet, ks: list[int] | None = None, split: str = "all",
 
     Returns:
         A JSON-ready dict (the primary k's report plus ``per_k``, ``split``, ``notes``, ``n_train``, ``n_val``,
-        ``backend``) and the primary k's majority-source predictions (for the random-init control).
+        ``backend``, ``warnings``) and the primary k's majority-source predictions (for the random-init control).
+
+    Raises:
+        FeatureError: Fewer than two sources have rows in a split clustered (:func:`.labels.check_labels`).
     """
     ks = list(ks or [len(fs.sources)])
     if split not in ("all", "train", "val"):
         raise UserError(f"--split {split}: use all, train or val")
+    warnings = check_labels(fs, splits=("train", "val") if split == "all" else (split,), supervised=False)
     x, y, groups = rows_of(fs, split, max_rows, seed)
     total = sum(len(p) for p in ([fs.train, fs.val] if split == "all" else [getattr(fs, split)]))
     if any(k < 2 or k > x.shape[0] for k in ks):
@@ -184,4 +189,4 @@ def run_cluster(fs: FeatureSet, ks: list[int] | None = None, split: str = "all",
     if y.size < total:
         notes.append(f"clustered a seeded subsample of {y.size} of {total} rows (whole groups; --max-rows)")
     return ({**primary, "per_k": per_k, "split": split, "notes": notes, "n_train": len(fs.train),
-             "n_val": len(fs.val), "backend": "faiss k-means (cpu)"}, preds[str(ks[0])])
+             "n_val": len(fs.val), "backend": "faiss k-means (cpu)", "warnings": warnings}, preds[str(ks[0])])

@@ -17,6 +17,7 @@ import torch
 from dsbias.errors import UserError
 from dsbias.features.store import FeatureSet
 from dsbias.log import progress as progress_bar
+from dsbias.probes.labels import check_labels
 from dsbias.probes.result import group_notes
 from dsbias.stats import classification_report
 
@@ -145,8 +146,12 @@ def run_knn(
 
     Returns:
         A JSON-ready dict (the primary k's ``classification_report`` fields plus ``per_k``, ``k``, ``backend``,
-        ``notes``, ``n_train``, ``n_val``) and the primary k's val predictions ``[M]``.
+        ``notes``, ``n_train``, ``n_val``, ``warnings``) and the primary k's val predictions ``[M]``.
+
+    Raises:
+        FeatureError: Fewer than two sources have rows in a split (:func:`~dsbias.probes.labels.check_labels`).
     """
+    warnings = check_labels(fs)
     n_train, n_val, num_classes = len(fs.train), len(fs.val), len(fs.sources)
     notes: list[str] = group_notes(fs)
     ks_eff = []
@@ -176,4 +181,4 @@ def run_knn(
         log.warning("kNN: %s", note)
     primary = per_k[str(ks[0])]
     return ({**primary, "per_k": per_k, "backend": backend, "notes": [*notes, *primary["notes"]],
-             "n_train": n_train, "n_val": n_val}, preds[str(ks[0])])
+             "n_train": n_train, "n_val": n_val, "warnings": warnings}, preds[str(ks[0])])

@@ -21,6 +21,7 @@ from torch import nn
 
 from dsbias.errors import UserError
 from dsbias.features.store import FeatureSet
+from dsbias.probes.labels import check_labels
 from dsbias.probes.result import group_notes
 from dsbias.stats import classification_report, mean_std
 
@@ -205,10 +206,14 @@ def run_linear(
     Returns:
         A JSON-ready dict (the first seed's ``classification_report`` fields plus ``seeds`` (per-seed top-1,
         mean, std, chosen decays), ``runs`` (selection records), ``backend``, ``notes``, ``n_train``,
-        ``n_val``) and the first seed's val predictions ``[M]``.
+        ``n_val``, ``warnings``) and the first seed's val predictions ``[M]``.
+
+    Raises:
+        FeatureError: Fewer than two sources have rows in a split (:func:`~dsbias.probes.labels.check_labels`).
     """
     if seeds < 1:
         raise UserError(f"--seeds {seeds}: must be >= 1")
+    warnings = check_labels(fs)
     dev = resolve_device(device)
     num_classes = len(fs.sources)
     log.info("linear: %d train x %d val, d=%d, %s on %s, wd grid %s, %d seed(s)", len(fs.train), len(fs.val),
@@ -231,5 +236,6 @@ def run_linear(
     return ({**reports[0], "seeds": {"n": seeds, "top1": [r["top1"] for r in reports], "mean": mean, "std": sd,
                                      "weight_decay": [r["weight_decay"] for r in runs]},
              "runs": runs, "backend": ("sklearn" if sklearn else "torch-lbfgs") + f"@{dev.type}",
-             "notes": [*group_notes(fs), *reports[0]["notes"]], "n_train": len(fs.train), "n_val": len(fs.val)},
+             "notes": [*group_notes(fs), *reports[0]["notes"]], "n_train": len(fs.train), "n_val": len(fs.val),
+             "warnings": warnings},
             preds[0])

@@ -98,9 +98,9 @@ def init_line(result: dict[str, Any]) -> str | None:
 
 
 def summary_text(result: dict[str, Any], title: str, extra: list[str], seconds: float, out: Path) -> str:
-    """The table (top-1, CI, verdict, chance, majority, confusion), the control, extra lines, notes, and where
-    it went."""
-    lines = [format_table(result, title)]
+    """The table (top-1, CI, verdict, chance, majority, confusion), its warnings, the control, extra lines,
+    notes, and where it went."""
+    lines = [format_table(result, title), *(f"WARNING: {w}" for w in result.get("warnings", []))]
     control = init_line(result)
     lines += [control] if control else []
     lines += [*extra, *(f"note: {n}" for n in result.get("notes", []))]

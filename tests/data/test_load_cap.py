@@ -55,7 +55,7 @@ def test_cap_is_recorded_in_the_manifest_and_checked(tmp_path):
     assert manifest.summary["max_short_side"] == 500
     assert manifest.summary["native_above_cap"] == {"a": 2, "b": 2}  # the 800x600 and 520x700 images
     assert "load-time cap: shorter side <= 500 px" in summary_text(manifest, path)
-    with pytest.raises(ValueError, match=r"was drawn with data.max_short_side=500, this config has 0"):
+    with pytest.raises(ValueError, match=r"drawn with data.max_short_side=500, this config has 0"):
         load_or_build_manifest(dataclasses.replace(off, manifest=str(path)), tmp_path / "r1" / "manifest.jsonl")
     given = load_or_build_manifest(dataclasses.replace(data, manifest=str(path)), tmp_path / "r2" / "manifest.jsonl")
     assert given.summary["max_short_side"] == 500

@@ -73,7 +73,7 @@ def test_corrupt_files_are_skipped_and_counted(image_folders, tmp_path):
 
 def test_short_source_stops_or_uses_all(image_folders):
     cfg = folder_cfg(image_folders, "data.per_source={train: 18, val: 5}")
-    with pytest.raises(ShortSourceError, match="source 'red': 20 usable images, 23 asked"):
+    with pytest.raises(ShortSourceError, match=r"data.sources\[red\]: 20 usable images, 23 asked"):
         build_manifest(cfg.data)
     m = build_manifest(folder_cfg(image_folders, "data.per_source={train: 18, val: 5}",
                                   "data.allow_fewer=true").data)

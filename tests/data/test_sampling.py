@@ -78,7 +78,7 @@ def test_plan_dedup_kinds_and_policy():
                ("a", "train", "h4", "a4")]
     plan = plan_dedup(entries, "drop")
     assert plan.found == {"h1": "cross_source", "h2": "cross_split", "h3": "within_source"}
-    assert plan.drop == [0, 1, 3] and plan.banned == {"h1"}
+    assert plan.drop == [0, 1, 3, 5] and plan.banned == {"h1"}  # within-source: the first copy stays
     assert plan_dedup(entries, "report").drop == [] and len(plan_dedup(entries, "report").found) == 3
     assert plan_dedup(entries, "ignore").found == {}
 
@@ -99,7 +99,7 @@ def test_dedup_finds_and_drops_planted_duplicates(tmp_path):
     m = build_manifest(cfg_with(folders(roots), per, f"data.seed={seed}").data)
     d = m.summary["duplicates"]
     assert (d["policy"], d["cross_source"], d["cross_split"], d["within_source"]) == ("drop", 1, 1, 1)
-    assert d["dropped"] == {"red": 2, "blue": 1}
+    assert d["dropped"] == {"red": 2, "blue": 2}
     assert m.summary["obtained"] == {s: {"train": 14, "val": 3} for s in ("red", "blue")}  # refilled
     by_hash: dict[str, set] = {}
     for r in m.rows:
@@ -110,7 +110,7 @@ def test_dedup_finds_and_drops_planted_duplicates(tmp_path):
     assert _where(m, "from_red.png") == [] and ("red", "train") not in _where(m, "img_0003.png")
     assert ("red", "val") not in _where(m, "img_0003.png")  # both cross-source copies went
     blue_twin = [x for x in _where(m, "twin.png") + _where(m, "img_0007.png") if x[0] == "blue"]
-    assert len(blue_twin) == 2  # within-source: reported, kept
+    assert len(blue_twin) == 1  # within-source: one copy stays
     rows_again = build_manifest(cfg_with(folders(roots), per, f"data.seed={seed}").data).rows
     assert rows_again == m.rows  # replacements come from the seeded order
 

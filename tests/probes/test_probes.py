@@ -48,11 +48,11 @@ def test_knn_matches_torch_reference(k):
 
 
 def test_run_knn_clips_k_and_keeps_absent_classes(tmp_path):
-    # Val holds only source 0: the vote still has 3 columns and per-source recall is None for absent sources.
-    fs = load_features(make_features(tmp_path, n=(40, 7), val_labels=np.zeros(7, np.int64)))
+    # Val holds sources 0 and 1: the vote still has 3 columns and per-source recall is None for the absent one.
+    fs = load_features(make_features(tmp_path, n=(40, 7), val_labels=np.array([0, 1] * 3 + [0])))
     res, pred = knn.run_knn(fs, ks=[10, 500], progress=False)
     assert res["per_k"]["500"]["k"] == 40 and any("clipped to 40" in n for n in res["notes"])
-    assert res["per_source"]["b"] is None and len(res["confusion"]) == 3
+    assert res["per_source"]["c"] is None and len(res["confusion"]) == 3
     ref_idx, ref_votes = torch_knn(np.asarray(fs.train.features), np.asarray(fs.val.features), fs.train.labels, 10,
                                    3, 0.07)
     assert res["top1"] == np.mean(ref_votes.argmax(1) == fs.val.labels) == np.mean(pred == fs.val.labels)

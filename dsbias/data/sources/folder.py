@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 from PIL import Image
 
 from dsbias.data.config import DataConfig, SourceConfig
-from dsbias.data.decode import ImageInfo, decode_image
+from dsbias.data.decode import IMAGE_EXTENSIONS, ImageInfo, decode_image
 from dsbias.data.sources.base import list_images, seeded_order
+from dsbias.errors import MissingFileError
 
 
 class FolderSource:
@@ -18,17 +20,20 @@ class FolderSource:
         self.name = name
         self.root = Path(path).expanduser()
         self.max_pixels = max_pixels
+        self.ignored: Counter = Counter()  # what the listing skipped (symlink loops...): in the manifest summary
         if not self.root.is_dir():
-            raise FileNotFoundError(f"source '{name}': folder {self.root} does not exist")
+            raise MissingFileError(f"data.sources[{name}].path: folder {self.root} does not exist (fix the path)")
 
     def list_files(self) -> list[str]:
         """Every image path under the root, relative to it, sorted."""
-        return list_images(self.root)
+        self.ignored.clear()
+        return list_images(self.root, self.ignored)
 
     def sample_order(self, seed: int) -> list[str]:
         files = self.list_files()
         if not files:
-            raise FileNotFoundError(f"source '{self.name}': no image files under {self.root}")
+            raise MissingFileError(f"data.sources[{self.name}].path: no image files under {self.root} (extensions "
+                                   f"{', '.join(IMAGE_EXTENSIONS)}; point it at the folder that holds them)")
         return seeded_order(files, seed, self.name)
 
     def read(self, item: str) -> tuple[Image.Image, ImageInfo]:

@@ -96,6 +96,7 @@ class HfSource:
         self.cfg = cfg
         self.max_pixels = max_pixels
         self.key = f"data.sources[{cfg.name}]"
+        self.read_counts: Counter = Counter()  # native-metadata cells that failed their check (bad_sidecar)
         self.root = str(Path(cfg.path or "").expanduser().resolve())
         import_extra("datasets", f"{self.key} (kind hf)")
 
@@ -135,11 +136,12 @@ class HfSource:
 
     @property
     def ignored(self) -> Counter:
-        """Rows without a source value (``null_source``), with a source column."""
+        """Rows without a source value (``null_source``), with a source column; rows whose native-metadata
+        columns failed their check (``bad_sidecar``)."""
         if self.rows is None:
-            return Counter()
+            return Counter(self.read_counts)
         nulls = value_rows(self.root, self.cfg.split, self.source_column())[1]
-        return Counter({"null_source": nulls} if nulls else {})
+        return Counter({"null_source": nulls} if nulls else {}) + self.read_counts
 
     def sample_order(self, seed: int):
         split, ds = self.opened[:2]
@@ -164,7 +166,7 @@ class HfSource:
     def read(self, item: str) -> tuple[Image.Image, ImageInfo]:
         data, meta = self.read_cells(item)
         img, info = decode_image(data, self.max_pixels)
-        return img, native_info(info, meta)
+        return img, native_info(info, meta, self.read_counts)
 
     def read_bytes(self, item: str) -> bytes:
         """The image as stored (for ``tools/prepare.py``)."""

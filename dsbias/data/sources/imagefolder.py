@@ -8,6 +8,7 @@ label per subfolder. With ``train/`` and ``val/`` the official split is kept (:m
 from __future__ import annotations
 
 import functools
+from collections import Counter
 from pathlib import Path
 
 from PIL import Image
@@ -15,6 +16,7 @@ from PIL import Image
 from dsbias.data.config import DataConfig, SourceConfig
 from dsbias.data.decode import ImageInfo, decode_image
 from dsbias.data.sources.base import list_images, one_per_name, seeded_order
+from dsbias.errors import MissingFileError
 from dsbias.typedconfig import ConfigError
 
 SPLIT_DIRS = ("train", "val")
@@ -48,16 +50,18 @@ class ImageFolderSource:
         self.subdir = subdir
         self.max_pixels = max_pixels
         self.has_split = (self.root / "train").is_dir()
+        self.ignored: Counter = Counter()  # what the listing skipped (symlink loops...): in the manifest summary
 
     @functools.cached_property
     def files(self) -> dict[str, list[str]]:
         """Relative image paths by split (``all`` without an official split); listed on first use only."""
         dirs = {s: f"{s}/{self.subdir}" for s in SPLIT_DIRS} if self.has_split else {"all": self.subdir}
-        files = {s: [f"{d}/{f}" for f in list_images(self.root / d)] if (self.root / d).is_dir() else []
+        files = {s: [f"{d}/{f}" for f in list_images(self.root / d, self.ignored)] if (self.root / d).is_dir() else []
                  for s, d in dirs.items()}
         if not any(files.values()):
             where = ", ".join(str(self.root / d) for d in dirs.values())
-            raise FileNotFoundError(f"source '{self.name}': no image files under {where}")
+            raise MissingFileError(f"data.sources[{self.name}]: no image files under {where} (each source "
+                                   "subfolder needs images)")
         return files
 
     def sample_order(self, seed: int) -> list[str]:

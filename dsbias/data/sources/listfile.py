@@ -15,6 +15,7 @@ from PIL import Image
 from dsbias.data.config import DataConfig, SourceConfig
 from dsbias.data.decode import ImageInfo, decode_image
 from dsbias.data.sources.base import import_extra, one_per_name, seeded_order
+from dsbias.errors import MissingFileError
 from dsbias.typedconfig import ConfigError
 
 
@@ -35,7 +36,7 @@ def _read_table(path: str, mtime: float, wanted: tuple[str, ...]) -> tuple[list[
         pq = import_extra("pyarrow.parquet", f"{p} (a .parquet list; or use a .csv/.txt list)")
         cols = pq.read_schema(p).names
         return cols, pq.read_table(p, columns=[c for c in wanted if c in cols]).to_pylist()
-    raise ValueError(f"{p}: a list source must be .txt, .csv or .parquet")
+    raise ConfigError(f"{p}: a list source must be .txt, .csv or .parquet")
 
 
 @functools.lru_cache(maxsize=8)
@@ -47,7 +48,7 @@ def _read_list(path: str, path_column: str, source_column: str, mtime: float) ->
         return [ln for ln in lines if ln and not ln.startswith("#")], None
     cols, rows = _read_table(path, mtime, (path_column, source_column))
     if path_column not in cols:
-        raise ValueError(f"{p}: no column '{path_column}' (columns: {cols}); set path_column")
+        raise ConfigError(f"{p}: no column '{path_column}' (columns: {cols}); set path_column")
     paths = [str(r[path_column]) for r in rows]
     sources = [str(r[source_column]) for r in rows] if source_column in cols else None
     return paths, sources
@@ -73,7 +74,7 @@ def read_list(cfg: SourceConfig) -> tuple[list[str], list[str] | None]:
     """The paths of a list file and, if it has a source column, each path's source."""
     p = Path(cfg.path or "").expanduser()
     if not p.is_file():
-        raise FileNotFoundError(f"data.sources[{cfg.name}].path: list file {p} does not exist")
+        raise MissingFileError(f"data.sources[{cfg.name}].path: list file {p} does not exist (fix the path)")
     return _read_list(str(p.resolve()), cfg.path_column, cfg.source_column, p.stat().st_mtime)
 
 
@@ -106,7 +107,8 @@ class ListSource:
         if sources is not None:
             paths = [p for p, s in zip(paths, sources, strict=True) if s == self.cfg.select[0]]
         if not paths:
-            raise FileNotFoundError(f"source '{self.name}': {self.cfg.path} lists no images for it")
+            raise MissingFileError(f"data.sources[{self.name}].path: {self.cfg.path} lists no images for it (check "
+                                   "its path and source columns)")
         return sorted(set(paths))  # a path listed twice is one image
 
     def sample_order(self, seed: int) -> list[str]:

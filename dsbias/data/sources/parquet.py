@@ -172,6 +172,7 @@ class ParquetSource:
         self.cfg = cfg
         self.max_pixels = max_pixels
         self.key = f"data.sources[{cfg.name}]"
+        self.read_counts: Counter = Counter()  # native-metadata cells that failed their check (bad_sidecar)
         import_extra("pyarrow.parquet", f"{self.key} (kind parquet)")
         self.base, self.files = find_files(cfg.path or "", f"{self.key}.path")
 
@@ -219,8 +220,9 @@ class ParquetSource:
 
     @property
     def ignored(self) -> Counter:
-        """What indexing skipped: unreadable files (and row groups, null source values with a source column)."""
-        out = Counter(self.index.ignored)
+        """What indexing skipped: unreadable files (and row groups, null source values with a source column);
+        rows whose native-metadata columns failed their check (``bad_sidecar``)."""
+        out = Counter(self.index.ignored) + self.read_counts
         if self.rows is not None:
             out.update(self.values()[1])
         return out
@@ -249,7 +251,7 @@ class ParquetSource:
     def read(self, item: str) -> tuple[Image.Image, ImageInfo]:
         data, meta = self.read_cells(item)
         img, info = decode_image(data, self.max_pixels)
-        return img, native_info(info, meta)
+        return img, native_info(info, meta, self.read_counts)
 
     def read_bytes(self, item: str) -> bytes:
         """The image as stored (for ``tools/prepare.py``)."""

@@ -62,7 +62,8 @@ def check_sources(data: DataConfig) -> None:
     """
     for i, s in enumerate(data.sources):
         if s.kind not in KINDS:
-            raise ConfigError(f"data.sources[{i}].kind: unknown kind '{s.kind}'; known: {', '.join(source_kinds())}")
+            raise ConfigError(f"data.sources[{i}].kind: unknown kind '{s.kind}' (use one of: "
+                              f"{', '.join(source_kinds())})")
         if KINDS[s.kind].needs_path and not s.path:
             raise ConfigError(f"data.sources[{i}].path: a {s.kind} source needs a path")
         for module in KINDS[s.kind].requires(s) if KINDS[s.kind].requires else ():
@@ -99,7 +100,8 @@ def create_source(cfg: SourceConfig, data: DataConfig) -> Source:
         FileNotFoundError: A missing folder or file.
     """
     if cfg.kind not in KINDS:
-        raise ConfigError(f"data.sources[{cfg.name}].kind: unknown kind '{cfg.kind}'; known: {source_kinds()}")
+        raise ConfigError(f"data.sources[{cfg.name}].kind: unknown kind '{cfg.kind}' (use one of: "
+                          f"{', '.join(source_kinds())})")
     return KINDS[cfg.kind].create(cfg, data)
 
 

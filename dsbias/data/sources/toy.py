@@ -39,6 +39,7 @@ from PIL import Image, ImageDraw, ImageFilter
 from dsbias.data.config import DataConfig, SourceConfig
 from dsbias.data.decode import ImageInfo, content_hash
 from dsbias.seeds import stable_seed
+from dsbias.typedconfig import ConfigError
 
 EFFECTS = ("color", "noise", "blur", "jpeg", "size")
 # Luma weights (ITU-R 601, what PIL's convert("L") uses).
@@ -78,7 +79,8 @@ def make_signature(
     """
     unknown = set(effects) - set(EFFECTS)
     if unknown:
-        raise ValueError(f"unknown toy signature effects {sorted(unknown)}; known: {list(EFFECTS)}")
+        raise ConfigError(f"data.sources[].signature: unknown toy signature effects {sorted(unknown)} (use "
+                          f"{', '.join(EFFECTS)})")
     s, n = signature_id, max(num_sources, 2)
 
     def level(shift: int) -> float:

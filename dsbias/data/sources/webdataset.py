@@ -27,7 +27,8 @@ from PIL import Image
 
 from dsbias.data.config import DataConfig, SourceConfig
 from dsbias.data.decode import IMAGE_EXTENSIONS, DecodeError, ImageInfo, decode_image
-from dsbias.data.sources.base import native_info, seeded_order
+from dsbias.data.sources.base import count_bad, native_info, seeded_order
+from dsbias.errors import MissingFileError
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +66,7 @@ def find_shards(pattern: str) -> list[Path]:
     """The shard files ``pattern`` names (braces, then globs), sorted.
 
     Raises:
-        FileNotFoundError: Nothing matches, or a brace-listed shard is missing (names it).
+        MissingFileError: Nothing matches, or a brace-listed shard is missing (names it).
     """
     shards: set[str] = set()
     for p in expand_braces(str(Path(pattern).expanduser())):
@@ -74,9 +75,9 @@ def find_shards(pattern: str) -> list[Path]:
         elif Path(p).is_file():
             shards.add(p)
         else:
-            raise FileNotFoundError(f"shard {p} (from pattern {pattern}) does not exist")
+            raise MissingFileError(f"shard {p} (from pattern {pattern}) does not exist (fix the pattern's range)")
     if not shards:
-        raise FileNotFoundError(f"no shards match {pattern}")
+        raise MissingFileError(f"no shards match {pattern} (fix the path)")
     return sorted(Path(s) for s in shards)
 
 
@@ -175,14 +176,16 @@ class ShardSource:
                 logger.warning("source %s: shard %s: ignored %s", self.name, shard, dict(ignored))
             self.ignored.update(ignored)
         if not items:
-            raise FileNotFoundError(f"source '{self.name}': no image members in {len(shards)} shards of {self.pattern}")
+            raise MissingFileError(f"data.sources[{self.name}].path: no image members in {len(shards)} shards of "
+                                   f"{self.pattern} (images are .jpg/.png/.webp members)")
         return items
 
     def sample_order(self, seed: int) -> list[str]:
         return seeded_order(self.list_items(), seed, self.name)
 
     def read_member(self, item: str) -> tuple[bytes, dict | None]:
-        """The member's bytes and its parsed ``.json`` metadata (None if it has none or it is unreadable)."""
+        """The member's bytes and its parsed ``.json`` metadata (None if it has none or it is unreadable: an
+        unreadable one, not JSON or not an object, is counted as ``bad_sidecar``)."""
         shard, member, off, size, meta = parse_item(item)
         try:
             with open(self.base / shard, "rb") as f:
@@ -191,8 +194,11 @@ class ShardSource:
                 if meta is not None:
                     try:
                         meta_obj = json.loads(_read_at(f, *meta))
-                    except (DecodeError, ValueError):
-                        logger.warning("source %s: %s: unreadable .json metadata, ignored", self.name, item)
+                    except (DecodeError, ValueError, RecursionError):
+                        meta_obj = None
+                    if not isinstance(meta_obj, dict):
+                        count_bad(self.ignored, "bad_sidecar")
+                        logger.debug("source %s: %s: unreadable .json metadata, ignored", self.name, item)
         except OSError as e:
             raise DecodeError("missing", f"{shard}: {e.strerror}") from None
         return data, meta_obj if isinstance(meta_obj, dict) else None
@@ -200,7 +206,7 @@ class ShardSource:
     def read(self, item: str) -> tuple[Image.Image, ImageInfo]:
         data, meta = self.read_member(item)
         img, info = decode_image(data, self.max_pixels)
-        return img, native_info(info, meta)
+        return img, native_info(info, meta, self.ignored)
 
     def read_bytes(self, item: str) -> bytes:
         """The member's bytes as stored (for ``tools/prepare.py``)."""
