@@ -13,6 +13,7 @@ from dsbias.config import Config, load_config
 from dsbias.data.manifest import Manifest, load_or_build_manifest
 from dsbias.data.views import IMAGENET_MEAN, IMAGENET_STD
 from dsbias.engine.loop import create_accelerator
+from dsbias.engine.together import main_first
 from dsbias.features.extract import extract_features
 from dsbias.log import setup_logging
 from dsbias.models.backbones import save_backbone
@@ -23,7 +24,8 @@ logger = logging.getLogger(__name__)
 
 # Keys that may change between a run and its resumption (they do not change what is computed).
 RESUMABLE_CHANGES = {"out", "train.log_every", "train.log_with", "train.extract", "train.stop_after",
-                     "train.save_every", "data.num_workers", "extract.stop_after"}
+                     "train.save_every", "data.num_workers", "extract.stop_after",
+                     "train.compile", "train.channels_last"}
 
 
 def prepare_run(cfg: Config) -> tuple[RunDir, Accelerator]:
@@ -31,7 +33,8 @@ def prepare_run(cfg: Config) -> tuple[RunDir, Accelerator]:
     run = RunDir.at(cfg.out)
     accelerator = create_accelerator(cfg.train, run)
     setup_logging(accelerator.is_main_process)
-    if accelerator.is_main_process:
+
+    def check_and_write() -> None:
         run.root.mkdir(parents=True, exist_ok=True)
         if run.config.exists():
             old = to_dict(load_config(run.config))
@@ -43,20 +46,27 @@ def prepare_run(cfg: Config) -> tuple[RunDir, Accelerator]:
         write_text(run.config, dump_yaml(cfg))
         write_json(run.provenance, {**provenance(), "processes": accelerator.num_processes,
                                     "device": str(accelerator.device)})
-    accelerator.wait_for_everyone()
+
+    main_first(accelerator, check_and_write, "checking the run dir")  # a config error stops every process
     return run, accelerator
 
 
 def build_data(cfg: Config, run: RunDir, accelerator: Accelerator) -> Manifest:
-    """Draw the manifest on the main process (or reuse the run's), then load it everywhere."""
-    if accelerator.is_main_process:
+    """Draw the manifest on the main process (or reuse the run's), then load it everywhere.
+
+    The others wait in a patient collective (:func:`~dsbias.engine.together.main_first`: hours, not the
+    default 10 minutes, for a build over millions of images), and a data error on the main process stops them
+    all with its line.
+    """
+
+    def build() -> Manifest:
         manifest = load_or_build_manifest(cfg.data, run.manifest)
         JsonlLog(run.log).write(event="manifest", sources=manifest.sources, obtained=manifest.summary["obtained"],
                                 skipped=manifest.summary["skipped"])
-    accelerator.wait_for_everyone()
-    if not accelerator.is_main_process:
-        manifest = Manifest.load(run.manifest)
-    return manifest
+        return manifest
+
+    manifest = main_first(accelerator, build, "building the manifest")
+    return manifest if manifest is not None else Manifest.load(run.manifest)
 
 
 def backbone_meta(cfg: Config, manifest: Manifest) -> dict[str, Any]:
