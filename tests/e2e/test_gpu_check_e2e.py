@@ -1,0 +1,23 @@
+"""tools/gpu_check.py's method runs (c), shrunk to 32 px and fp32 so they run on CPU: the scripts, the stop at
+step 15 and the resume to 30, extraction and both probes, exactly as the GPU run drives them."""
+
+from __future__ import annotations
+
+import pytest
+
+from dsbias.bench import gpu_runs
+
+
+@pytest.mark.slow
+def test_method_runs_drive_the_scripts_end_to_end(monkeypatch):
+    small = [x.replace("data.image_size=224", "data.image_size=32") for x in gpu_runs.SMALL_224]
+    small = [x.replace("{train: 160, val: 32}", "{train: 48, val: 12}") for x in small]
+    monkeypatch.setattr(gpu_runs, "SMALL_224", [*small, "data.num_workers=0", "model.kwargs={}"])
+    name = "mae vit_tiny"
+    path, over = gpu_runs.METHODS[name]
+    monkeypatch.setattr(gpu_runs, "METHODS", {name: (path, [*over, "model=vit_tiny", "model.kwargs={patch_size: 8}"])})
+    rows = gpu_runs.method_runs(precisions=("no",), full_chain="no")
+    assert len(rows) == 1, rows
+    r = rows[0]
+    assert "resumed at 15 -> 30: True" in r["detail"] and "knn exit 0" in r["detail"], r
+    assert "linear exit 0" in r["detail"], r
