@@ -3,6 +3,7 @@ configs of its runs that load (a typo there would only show on the GPU machine).
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from conftest import REPO
@@ -69,3 +70,10 @@ def test_the_throughput_and_loader_runs_load_as_configs(tmp_path):
         cfg = load_config(find_preset("classify/default"), over)
         assert cfg.model.name == "convnext_tiny" and cfg.train.batch_size == 128 and cfg.train.channels_last == cl
     assert load_config(None, gpu_check.LOADER_RUN).method.supervised.augment.randaug
+
+
+def test_the_linear_memory_features_are_three_float32_blobs():
+    x, y = gpu_check._blobs(3000, 16, seed=0)
+    assert x.dtype == np.float32 and x.shape == (3000, 16) and set(np.unique(y)) == {0, 1, 2}
+    means = np.stack([x[y == c].mean(0) for c in range(3)])
+    assert np.abs(means[0] - means[1]).mean() > 0.02  # the classes are apart

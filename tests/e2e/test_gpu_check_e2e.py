@@ -19,5 +19,5 @@ def test_method_runs_drive_the_scripts_end_to_end(monkeypatch):
     rows = gpu_runs.method_runs(precisions=("no",), full_chain="no")
     assert len(rows) == 1, rows
     r = rows[0]
-    assert "resumed at 15 -> 30: True" in r["detail"] and "knn exit 0" in r["detail"], r
+    assert "30 steps, resumed at 15: True" in r["detail"] and "knn exit 0" in r["detail"], r
     assert "linear exit 0" in r["detail"], r

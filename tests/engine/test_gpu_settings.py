@@ -76,3 +76,14 @@ def test_a_nan_loss_stops_training_with_one_line_before_any_checkpoint(tmp_path,
     with pytest.raises(UserError, match="training diverged.*from step 0 .checked at step 1"):
         train_tiny(tmp_path, "train.samples=16", "train.save_every=1")
     assert not list((tmp_path / "state").glob("step-*"))
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("precision", ["no", "bf16", "fp16"])
+def test_cuda_training_in_each_precision_with_channels_last(tmp_path, precision):
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU")
+    *_, method, summary = train_tiny(tmp_path, f'train.mixed_precision="{precision}"', "train.channels_last=true")
+    assert next(method.parameters()).is_cuda and summary["steps"] == 8
+    assert torch.get_float32_matmul_precision() == "high" and torch.backends.cudnn.benchmark
+    assert all(torch.isfinite(p).all() for p in method.parameters())

@@ -69,3 +69,16 @@ def test_two_builds_or_none_stop_with_one_line(monkeypatch):
 
 def test_this_environment_has_exactly_one_build():
     assert len(faiss_build.installed_builds()) == 1, faiss_build.installed_builds()
+
+
+@pytest.mark.gpu
+def test_two_gpu_shards_on_one_device_match_the_cpu(monkeypatch):
+    if not knn.gpu_available():
+        pytest.skip("needs faiss with GPU support and a GPU")
+    monkeypatch.setattr(knn, "ADD_CHUNK", 1000)  # several adds per shard
+    rng = np.random.default_rng(0)
+    bank, queries = rng.normal(size=(5000, 32)).astype(np.float32), rng.normal(size=(200, 32)).astype(np.float32)
+    index = knn.create_index(bank, "gpu", gpu_devices=[0, 0])
+    _, idx = index.search(knn.normalized(queries), 10)
+    _, ref = knn.knn_search(bank, queries, 10, "cpu")
+    assert index.ntotal == 5000 and np.mean(idx == ref) > 0.999

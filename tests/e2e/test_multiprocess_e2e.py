@@ -8,6 +8,8 @@ The scenarios use only the pipeline's entry points, so the same worker measured 
   the manifest; the others must wait for it, not time out.
 - ``setup_error``: a config error on process 0 only; every process must stop with its line, not hang.
 - ``nan``: the loss is NaN on process 1 only; both processes must stop at the same check with the same line.
+- ``extract_refusal``: a partial extraction with other settings in the features dir, seen by process 0 only;
+  every process must stop with its line.
 - ``eval``: a BatchNorm network trained on two processes, evaluated with the padded tensor gather: both
   processes hold process 0's running statistics and every val row once, in manifest order.
 """
@@ -23,7 +25,7 @@ import traceback
 import pytest
 import torch
 
-SCENARIOS = ("setup_error", "setup", "nan", "eval")
+SCENARIOS = ("setup_error", "setup", "nan", "eval", "extract_refusal")
 SHORT_TIMEOUT = datetime.timedelta(seconds=3)
 USUAL_TIMEOUT = datetime.timedelta(seconds=60)  # the training scenarios: the two processes start unevenly
 
@@ -147,6 +149,22 @@ def _scenario(name, root):
         return {"index": pred.index.tolist(), "manifest_index": val.index.tolist(), "probs": pred.probs.tolist(),
                 "local_probs": local.tolist(), "buffers": buffers, "latest": json.loads((run.state / "latest.json")
                                                                                         .read_text())}
+    if name == "extract_refusal":
+        from dsbias.features import store
+        from dsbias.features.extract import extract_features
+
+        cfg = _config(root / "ext")
+        run, acc = prepare_run(cfg)
+        manifest = build_data(cfg, run, acc)
+        method = bn_method(cfg, len(manifest.sources))
+        if acc.is_main_process:
+            store.write_plan(run.features, {"meta": "another extraction"})
+        acc.wait_for_everyone()
+        try:
+            extract_features(method.backbone, manifest, cfg.data, run.features, acc)
+        except UserError as e:
+            return {"type": "UserError", "error": str(e)}
+        return {"type": None}
     raise ValueError(name)
 
 
@@ -174,6 +192,9 @@ def _worker(rank, root, scenarios=SCENARIOS):
             (root / f"{name}.{rank}.json").write_text(json.dumps(res))
     finally:
         dist.destroy_process_group()
+
+
+pytestmark = pytest.mark.slow  # one spawn of 2 processes running 5 scenarios: ~30 s on a quiet 2-core box
 
 
 @pytest.fixture(scope="module")
@@ -221,3 +242,9 @@ def test_two_process_eval_gathers_every_row_once_with_process_0s_batchnorm(outco
     for res in (a, b):
         torch.testing.assert_close(torch.tensor(res["probs"]), torch.tensor(res["local_probs"]))
     assert a["latest"]["processes"] == 2
+
+
+def test_a_refused_extraction_stops_every_process_with_one_line(outcomes):
+    a, b = outcomes["extract_refusal"]
+    assert a["type"] == b["type"] == "UserError"
+    assert a["error"] == b["error"] and "a partial extraction with other settings" in a["error"]
