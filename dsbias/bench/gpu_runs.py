@@ -101,8 +101,13 @@ def _resumed_at(run: Path) -> int | None:
     return starts[-1] if starts else None
 
 
-def two_vs_one() -> list[dict[str, Any]]:
-    """(e) Extraction and classification eval with 2 processes (gloo) on one GPU vs 1 process: same results?"""
+def two_vs_one(data: tuple[str, ...] = ("data.image_size=64", "data.per_source={train: 64, val: 96}",
+                                        "data.num_workers=2")) -> list[dict[str, Any]]:
+    """(e) Extraction and classification eval with 2 processes (gloo) on one GPU vs 1 process: same results?
+
+    Args:
+        data: Overrides of the toy data (the slow test shrinks it to run on CPU).
+    """
     import torch.multiprocessing as mp
 
     rows = []
@@ -111,7 +116,7 @@ def two_vs_one() -> list[dict[str, Any]]:
         for world in (1, 2):
             t0 = time.perf_counter()
             try:
-                mp.start_processes(_two_worker, args=(tmp, world), nprocs=world, start_method="spawn")
+                mp.start_processes(_two_worker, args=(tmp, world, data), nprocs=world, start_method="spawn")
                 results[world] = json.loads((Path(tmp) / f"w{world}.json").read_text())
                 results[world]["s"] = time.perf_counter() - t0
             except Exception as e:  # noqa: BLE001 -- a row, not a crash
@@ -126,7 +131,7 @@ def two_vs_one() -> list[dict[str, Any]]:
     return rows
 
 
-def _two_worker(rank: int, tmp: str, world: int) -> None:
+def _two_worker(rank: int, tmp: str, world: int, data: tuple[str, ...]) -> None:
     import torch
     import torch.distributed as dist
     from accelerate import Accelerator
@@ -139,23 +144,21 @@ def _two_worker(rank: int, tmp: str, world: int) -> None:
     from dsbias.features.store import load_features
     from dsbias.methods.registry import create_method
 
-    # Both processes on cuda:0 (LOCAL_RANK 0 for both); gloo, since NCCL refuses two ranks on one device.
+    # Both processes on cuda:0 (LOCAL_RANK 0 for both); gloo, since NCCL refuses two ranks on one device. The
+    # group exists before the Accelerator, which then uses it (a file rendezvous: no port to choose).
     os.environ.update({"RANK": str(rank), "WORLD_SIZE": str(world), "LOCAL_RANK": "0", "LOCAL_WORLD_SIZE": "1",
                        "MASTER_ADDR": "127.0.0.1"})
-    if world > 1:
-        dist.init_process_group("gloo", init_method=f"file://{tmp}/rdv", rank=rank, world_size=world)
-    acc = Accelerator()
-    cfg = load_config(None, ["data=toy", "data.image_size=64", "data.per_source={train: 64, val: 96}",
-                             "model=convnext_atto", "method=supervised", "data.num_workers=2"])
+    dist.init_process_group("gloo", init_method=f"file://{tmp}/rdv{world}", rank=rank, world_size=world)
+    acc = Accelerator(cpu=not torch.cuda.is_available())  # CPU: the slow test runs the same comparison
+    cfg = load_config(None, ["data=toy", *data, "model=convnext_atto", "method=supervised"])
     manifest = build_manifest(cfg.data)
     torch.manual_seed(0)
     method = create_method(cfg, len(manifest.sources)).to(acc.device)
     extract_features(method.backbone, manifest, cfg.data, Path(tmp) / f"f{world}", acc, meta={})
     val = MixedDataset.from_config(manifest, "val", method.create_eval_transform(), cfg.data)
-    pred = predict(method, val, acc, 32, 2, "val")
+    pred = predict(method, val, acc, 32, cfg.data.num_workers, "val")
     if rank == 0:
         fs = load_features(Path(tmp) / f"f{world}")
         (Path(tmp) / f"w{world}.json").write_text(json.dumps({
             "features": np.asarray(fs.val.features[:32]).tolist(), "preds": pred.preds.tolist()}))
-    if world > 1:
-        dist.destroy_process_group()
+    dist.destroy_process_group()

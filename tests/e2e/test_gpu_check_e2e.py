@@ -1,5 +1,6 @@
-"""tools/gpu_check.py's method runs (c), shrunk to 32 px and fp32 so they run on CPU: the scripts, the stop at
-step 15 and the resume to 30, extraction and both probes, exactly as the GPU run drives them."""
+"""tools/gpu_check.py's end-to-end parts on CPU: the method runs (c), shrunk to 32 px and fp32 (the scripts, the
+stop at step 15 and the resume to 30, extraction and both probes, as the GPU run drives them), and 2 processes
+vs 1 (e) with gloo on CPU instead of one GPU."""
 
 from __future__ import annotations
 
@@ -21,3 +22,10 @@ def test_method_runs_drive_the_scripts_end_to_end(monkeypatch):
     r = rows[0]
     assert "30 steps, resumed at 15: True" in r["detail"] and "knn exit 0" in r["detail"], r
     assert "linear exit 0" in r["detail"], r
+
+
+@pytest.mark.slow
+def test_two_processes_extract_and_evaluate_as_one():
+    rows = gpu_runs.two_vs_one(("data.image_size=32", "data.per_source={train: 8, val: 24}", "data.num_workers=0"))
+    assert [r["what"] for r in rows] == ["extraction 2 vs 1 process", "classification eval 2 vs 1 process"], rows
+    assert all(r["ok"] for r in rows), rows
