@@ -23,17 +23,17 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-import faiss
 import numpy as np
 
 from dsbias.features.store import FeatureSet
+from dsbias.probes.faiss_build import require_faiss
 
 KINDS = ("train-val", "cross-source", "within-source")
 
 
 def _normalised(x: np.ndarray) -> np.ndarray:
     x = np.ascontiguousarray(x, dtype=np.float32).copy()
-    faiss.normalize_L2(x)
+    require_faiss().normalize_L2(x)
     return x
 
 
@@ -63,7 +63,7 @@ def near_duplicates(
     if n < 2:
         return [], 0
     x = _normalised(features)
-    index = faiss.IndexFlatIP(x.shape[1])
+    index = require_faiss().IndexFlatIP(x.shape[1])
     index.add(x)
     kk = min(k + 1, n)
     sims, nbrs = index.search(x, kk)  # [N, kk] each; the row itself is usually first

@@ -25,19 +25,23 @@ from dsbias.pipelines.pretrain import pretrain
 from dsbias.runs import JsonlLog, RunDir
 
 
-def bare_loop(cfg: Config, manifest: Manifest, steps: int, warmup: int = 3) -> Timing:
+def bare_loop(cfg: Config, manifest: Manifest, steps: int, warmup: int = 3, device: str | None = None) -> Timing:
     """Seconds per step of a plain AdamW loop over one real batch of ``cfg.train.batch_size`` views.
 
     Args:
-        cfg: The run config (method, model, batch size, learning rate).
+        cfg: The run config (method, model, batch size, learning rate, mixed precision).
         manifest: Where the batch's images come from (the first rows of the train split).
         steps: Timed optimiser steps.
-        warmup: Untimed steps first (allocator and thread-pool warm-up).
+        warmup: Untimed steps first (allocator, cuDNN autotuner and thread-pool warm-up).
+        device: ``cuda`` or ``cpu``; default: the engine's choice (CUDA when available), so both loops run on
+            the same device. On CUDA the timer synchronises at the end of each step.
     """
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     torch.manual_seed(cfg.train.seed)
-    method = create_method(cfg, len(manifest.sources))
+    method = create_method(cfg, len(manifest.sources)).to(device)
     data = MixedDataset.from_config(manifest, "train", method.create_train_transform(), cfg.data)
-    batch = default_collate([data[i % len(data)] for i in range(cfg.train.batch_size)])
+    batch = _to(default_collate([data[i % len(data)] for i in range(cfg.train.batch_size)]), device)
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.train.mixed_precision)
     optimizer = torch.optim.AdamW([p for p in method.parameters() if p.requires_grad],
                                   lr=learning_rate(cfg.optim, cfg.train), betas=tuple(cfg.optim.betas),
                                   weight_decay=cfg.optim.weight_decay)
@@ -46,17 +50,28 @@ def bare_loop(cfg: Config, manifest: Manifest, steps: int, warmup: int = 3) -> T
 
     def one_step() -> torch.Tensor:
         nonlocal step
-        loss = method(batch)["loss"]
-        loss.backward()
+        with torch.autocast(device, dtype=dtype or torch.float32, enabled=dtype is not None):
+            loss = method(batch)["loss"]
+        loss.backward()  # fp16 without a loss scaler: a speed reference, not a recipe
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         method.after_step(step, warmup + steps)
         step += 1
+        if device == "cuda":
+            torch.cuda.synchronize()  # the timer measures finished steps, not queued kernels
         return loss
 
     timing, loss = time_it(one_step, repeat=steps, warmup=warmup)
     assert torch.isfinite(loss), f"bare loop: loss {loss.item()}"
     return timing
+
+
+def _to(batch: Any, device: str) -> Any:
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device)
+    if isinstance(batch, list | tuple):
+        return type(batch)(_to(b, device) for b in batch)
+    return batch
 
 
 def bench_engine(cfg: Config, steps: int, workdir: str | Path) -> dict[str, Any]:
@@ -77,4 +92,5 @@ def bench_engine(cfg: Config, steps: int, workdir: str | Path) -> dict[str, Any]
     return {"method": cfg.method.name, "model": cfg.model.name, "batch": b, "steps": steps,
             "engine_img_per_s": engine.rate(b), "engine_whole_run_img_per_s": summary["img_per_s"],
             "bare_img_per_s": bare.rate(b), "bare_step_s": dataclasses.asdict(bare),
-            "ratio": engine.rate(b) / bare.rate(b), "torch_threads": torch.get_num_threads()}
+            "ratio": engine.rate(b) / bare.rate(b), "torch_threads": torch.get_num_threads(),
+            "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"}

@@ -3,7 +3,8 @@
 "One image at a time" (Liu & He): the network must not see statistics of several images, so the model is in
 eval mode (BatchNorm uses its running statistics, no dropout); batching is then only for speed and gives the
 same prediction as batch size 1. Each process takes a contiguous block of the split (no padding, so no
-duplicates); predictions are gathered by manifest index and checked to cover every row exactly once.
+duplicates); predictions are gathered as tensors padded to the largest block (one collective per field, no
+pickled Python rows) and checked to cover every row exactly once, in manifest order.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from typing import Any
 import numpy as np
 import torch
 from accelerate import Accelerator
-from accelerate.utils import gather_object
 from torch import nn
 from torch.utils.data import Subset
 
@@ -61,27 +61,45 @@ def predict(
     loader = create_loader(Subset(ds, process_block(n, rank, world)), batch_size, num_workers=num_workers)
     was_training = method.training
     method.eval()
-    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    parts: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
     with torch.no_grad():
         for x, y, index in progress(loader, desc=desc, disable=not accelerator.is_local_main_process, unit="batch",
                                     leave=False):
             with accelerator.autocast():
                 logits = method.logits(x.to(accelerator.device, non_blocking=True))  # [B, S]
-            probs = logits.float().softmax(1).cpu().numpy()  # [B, S]
-            parts.append((index.numpy(), y.numpy(), probs))
+            probs = logits.float().softmax(1)  # [B, S], kept on the device until the gather
+            parts.append((index.to(probs.device), y.to(probs.device), probs))
     method.train(was_training)
-    local = [(int(i), int(t), p.tolist()) for idx, ys, ps in parts for i, t, p in zip(idx, ys, ps)]
-    rows = gather_object(local) if world > 1 else local
-    by_index: dict[int, tuple[int, list[float]]] = {}
-    for i, t, p in rows:
-        by_index[i] = (t, p)
-    missing = set(ds.index.tolist()) - by_index.keys()
-    assert not missing and len(by_index) == n, f"{desc}: {len(missing)} images not evaluated, {len(by_index)} of {n}"
-    index = np.asarray(ds.index, dtype=np.int64)
-    labels = np.array([by_index[int(i)][0] for i in index], dtype=np.int64)
-    probs = np.array([by_index[int(i)][1] for i in index], dtype=np.float32).reshape(n, -1)
+    s = len(ds.sources)
+    local_index = torch.cat([p[0] for p in parts]) if parts else torch.zeros(0, dtype=torch.int64)
+    local_labels = torch.cat([p[1] for p in parts]) if parts else torch.zeros(0, dtype=torch.int64)
+    local_probs = torch.cat([p[2] for p in parts]) if parts else torch.zeros(0, s)
+    blocks = [len(process_block(n, r, world)) for r in range(world)]
+    index = gather_blocks(local_index, blocks, accelerator).numpy()
+    labels = gather_blocks(local_labels, blocks, accelerator).numpy()
+    probs = gather_blocks(local_probs.float(), blocks, accelerator).numpy().reshape(n, s)
+    assert np.array_equal(index, ds.index), f"{desc}: {n} images expected in manifest order, got {index.size}"
     assert np.array_equal(labels, ds.labels), f"{desc}: labels do not match the manifest"
-    return Predictions(index=index, labels=labels, preds=probs.argmax(1).astype(np.int64), probs=probs)
+    return Predictions(index=index.astype(np.int64), labels=labels.astype(np.int64),
+                       preds=probs.argmax(1).astype(np.int64), probs=probs)
+
+
+def gather_blocks(local: torch.Tensor, blocks: list[int], accelerator: Accelerator) -> torch.Tensor:
+    """Every process's rows joined in process order: ``[sum(blocks), ...]`` on the CPU.
+
+    Args:
+        local: This process's rows ``[blocks[rank], ...]``, on any device.
+        blocks: Row counts of every process (known to all: :func:`process_block`), so the padding to the
+            largest is cut without exchanging lengths.
+        accelerator: For the gather (a tensor collective, on the device of the process group's backend).
+    """
+    if accelerator.num_processes == 1:
+        return local.cpu()
+    size = max(blocks)
+    padded = torch.zeros((size, *local.shape[1:]), dtype=local.dtype, device=accelerator.device)
+    padded[:local.shape[0]] = local.to(accelerator.device)
+    everything = accelerator.gather(padded).cpu()  # [W * size, ...]
+    return torch.cat([everything[r * size:r * size + b] for r, b in enumerate(blocks)])
 
 
 class Evaluator:

@@ -130,7 +130,10 @@ class DataConfig:
             (bicubic, aspect kept; the same kernel as ``tools/prepare.py``) before anything else sees it, in
             training, evaluation and extraction alike. Liu & He's 500 px; 0 = off (native size). Recorded in
             the manifest summary; preparing shards once is faster (see docs/data.md).
-        num_workers: DataLoader worker processes per training process.
+        num_workers: DataLoader worker processes per training process; ``null`` (default): the CPUs this
+            process may use divided among the processes of this machine, at most 10 (Liu & He's setting), see
+            :meth:`loader_workers`. Each worker holds ``prefetch_factor`` (2) batches in shared memory
+            (``/dev/shm``): give containers ``--shm-size`` or ``--ipc=host`` (docs/pretraining.md).
         manifest: A manifest written by ``tools/manifest.py`` (``.../manifest.jsonl``): runs read exactly its rows
             instead of sampling; its sources must match ``sources``.
         group: Which images belong together (:class:`GroupConfig`); unset: every image its own group. With
@@ -157,13 +160,19 @@ class DataConfig:
     allow_fewer: bool = False
     max_pixels: int = 100_000_000
     max_short_side: int = 0
-    num_workers: int = 2
+    num_workers: int | None = None
     manifest: str | None = None
     group: GroupConfig = field(default_factory=GroupConfig)
     dedup: Literal["drop", "report", "ignore"] = "drop"
     official_split: bool = True
     transform: str = ""
     anatomy: AnatomyConfig = field(default_factory=AnatomyConfig)
+
+    def loader_workers(self) -> int:
+        """``num_workers``, or the machine's share when it is ``null`` (:func:`dsbias.data.loader.default_workers`)."""
+        from dsbias.data.loader import default_workers
+
+        return default_workers() if self.num_workers is None else self.num_workers
 
     def check(self) -> None:
         """Cross-field checks that types alone cannot express (source kinds are checked by the registry,

@@ -32,6 +32,11 @@ class MixedDataset(Dataset):
     Every image that reaches a network is read here, so this is where the load-time cap ``data.max_short_side``
     applies (:func:`dsbias.anatomy.resize.cap_short_side`, the kernel of ``tools/prepare.py``): once, before
     the transform. It has no default, so no caller can forget it.
+
+    Rows are kept as numpy arrays (origins as ids, items as one UTF-8 buffer with offsets), not as the
+    manifest's Python dicts: a DataLoader worker forked from this process touches every Python object it reads
+    (reference counts), which copies its memory page by page, so N workers x millions of dicts would each grow
+    to a copy of the manifest; arrays are a few objects whose pages stay shared.
     """
 
     def __init__(
@@ -43,9 +48,15 @@ class MixedDataset(Dataset):
         *,
         max_short_side: int,
     ) -> None:
-        self.rows = [manifest.rows[i] for i in manifest.split_indices(split)]
-        self.index = np.array([r["index"] for r in self.rows], dtype=np.int64)
-        self.labels = np.array([r["source_id"] for r in self.rows], dtype=np.int64)
+        rows = [manifest.rows[i] for i in manifest.split_indices(split)]
+        self.index = np.array([r["index"] for r in rows], dtype=np.int64)  # [N] manifest rows
+        self.labels = np.array([r["source_id"] for r in rows], dtype=np.int64)  # [N] source ids
+        self.origins = sorted({r["origin"] for r in rows})
+        origin_id = {o: k for k, o in enumerate(self.origins)}
+        self.origin_ids = np.array([origin_id[r["origin"]] for r in rows], dtype=np.int32)  # [N]
+        encoded = [str(r["item"]).encode() for r in rows]
+        self.item_offsets = np.cumsum([0] + [len(e) for e in encoded], dtype=np.int64)  # [N + 1]
+        self.item_bytes = np.frombuffer(b"".join(encoded), dtype=np.uint8)  # every item, UTF-8, back to back
         self.sources = manifest.sources
         self.split = split
         self.transform = transform
@@ -58,16 +69,32 @@ class MixedDataset(Dataset):
         return cls(manifest, split, transform, create_sources(data), max_short_side=data.max_short_side)
 
     def __len__(self) -> int:
-        return len(self.rows)
+        return len(self.index)
 
     def __getitem__(self, i: int) -> tuple[Any, torch.Tensor, torch.Tensor]:
-        row = self.rows[i]
+        origin = self.origins[self.origin_ids[i]]
+        item = self.item(i)
         try:
-            img, _ = self.readers[row["origin"]].read(row["item"])
+            img, _ = self.readers[origin].read(item)
         except DecodeError as e:
             # It decoded when the manifest was drawn: the file changed since. Never substitute an image.
-            raise DataChangedError(f"data.sources[{row['origin']}]: {row['item']} no longer decodes ({e}) (the "
+            raise DataChangedError(f"data.sources[{origin}]: {item} no longer decodes ({e}) (the "
                                    "file changed since the manifest was drawn: restore it, or draw the manifest "
                                    "again in a new run dir)") from None
         img = cap_short_side(img, self.max_short_side)
-        return self.transform(img), torch.tensor(row["source_id"]), torch.tensor(row["index"])
+        return self.transform(img), torch.tensor(self.labels[i]), torch.tensor(self.index[i])
+
+    def row(self, i: int) -> dict[str, Any]:
+        """Row ``i`` as the manifest has it (its split's fields), made on demand."""
+        source_id = int(self.labels[i])
+        return {"index": int(self.index[i]), "source_id": source_id, "source": self.sources[source_id],
+                "origin": self.origins[self.origin_ids[i]], "item": self.item(i), "split": self.split}
+
+    @property
+    def rows(self) -> list[dict[str, Any]]:
+        """Every row as a dict (for inspection and tests; the loader reads the arrays)."""
+        return [self.row(i) for i in range(len(self))]
+
+    def item(self, i: int) -> str:
+        """Row ``i``'s item (a path or key inside its source)."""
+        return self.item_bytes[self.item_offsets[i]:self.item_offsets[i + 1]].tobytes().decode()

@@ -11,14 +11,22 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+MAX_WORKERS = 10  # Liu & He's (ConvNeXt's) num_workers; more rarely helps one GPU and costs host memory
+
 
 def default_workers() -> int:
-    """Worker processes per training process: the CPUs this process may use, at most 8."""
+    """Worker processes per training process: this process's CPUs shared among the processes of this machine
+    (``LOCAL_WORLD_SIZE``, set by ``accelerate launch``), at least 1, at most :data:`MAX_WORKERS`.
+
+    8 processes with 10 workers each on a 32-core box would run 80 decoders on 32 cores (and hold 80 x
+    ``prefetch_factor`` batches in ``/dev/shm``); sharing the cores keeps both in bounds.
+    """
     try:
         cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         cpus = os.cpu_count() or 1
-    return max(1, min(8, cpus))
+    local = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    return max(1, min(MAX_WORKERS, cpus // local))
 
 
 def _seed_worker(worker_id: int) -> None:
@@ -38,7 +46,7 @@ def create_loader(
     drop_last: bool = False,
     sampler: Sampler | None = None,
     collate_fn: Callable | None = None,
-    prefetch_factor: int = 4,
+    prefetch_factor: int = 2,
 ) -> DataLoader:
     """A DataLoader with throughput defaults.
 

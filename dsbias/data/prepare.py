@@ -168,7 +168,7 @@ def prepare_source(source: Any, out: Path, opts: PrepareOptions, data: DataConfi
     else:
         writer = ShardWriter(out / source.name, source.name, opts.shard_size)
     bar = progress(total=opts.limit or None, desc=source.name, unit="img", leave=False)
-    with ThreadPoolExecutor(max_workers=max(1, data.num_workers * 2)) as pool:
+    with ThreadPoolExecutor(max_workers=max(1, data.loader_workers() * 2)) as pool:
         it = iter(order)
         while not opts.limit or writer.count < opts.limit:
             chunk = [x for _, x in zip(range(256), it, strict=False)]

@@ -229,7 +229,7 @@ def draw(data: DataConfig, readers: dict[str, Source], lookup: dict[str, Any] | 
         ShortSourceError: A source has too few usable images and ``allow_fewer`` is off, or its groups cannot
             be split.
     """
-    with ThreadPoolExecutor(max_workers=max(1, data.num_workers * 2)) as pool:
+    with ThreadPoolExecutor(max_workers=max(1, data.loader_workers() * 2)) as pool:
         labels, stream_of = _streams(data, readers, pool)
         chosen = _initial(data, labels, stream_of) if lookup is None else _pools(data, labels, stream_of)
         target = {(lab, s): len(chosen[lab][s]) for lab in labels for s in SPLITS}

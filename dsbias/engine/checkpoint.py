@@ -23,7 +23,8 @@ def save_checkpoint(accelerator: Accelerator, run: RunDir, step: int, samples: i
         if final.exists():
             shutil.rmtree(final)
         tmp.rename(final)
-        write_json(run.state / "latest.json", {"step": step, "samples": samples, "dir": final.name})
+        write_json(run.state / "latest.json", {"step": step, "samples": samples, "dir": final.name,
+                                                "processes": accelerator.num_processes})
         for old in run.state.glob("step-*"):
             if old != final:
                 shutil.rmtree(old)

@@ -32,6 +32,8 @@ from dsbias.engine.checkpoint import latest_checkpoint, save_checkpoint
 from dsbias.engine.config import OptimConfig, TrainConfig
 from dsbias.engine.optim import create_optimizer, learning_rate, lr_at
 from dsbias.engine.order import Plan, SeededItems, StepBatches
+from dsbias.engine.together import broadcast_buffers, nonfinite_count, reduce_and_check
+from dsbias.errors import UserError
 from dsbias.log import progress
 from dsbias.methods.config import MethodConfig
 from dsbias.runs import JsonlLog, RunDir, write_text
@@ -64,6 +66,8 @@ def create_accelerator(train: TrainConfig, run: RunDir) -> Accelerator:
                 logger.warning("train.log_with: tensorboard is not installed; skipping it")
                 continue
         trackers.append(name)
+    if torch.cuda.is_available():
+        configure_cuda(train)
     # Accumulation is done by the engine (it owns the micro-batch loop), so Accelerate's stays at 1.
     return Accelerator(
         cpu=not torch.cuda.is_available(),
@@ -73,11 +77,23 @@ def create_accelerator(train: TrainConfig, run: RunDir) -> Accelerator:
     )
 
 
-def _to_device(batch: Any, device: torch.device) -> Any:
+def configure_cuda(train: TrainConfig) -> None:
+    """The GPU speed settings of the paper's era: TF32 matmuls and convolutions (``train.tf32``; PyTorch turned
+    TF32 matmuls off by default in 1.12, which makes ConvNeXt's ``nn.Linear`` 1x1 convolutions several times
+    slower in fp32) and cuDNN's autotuner (fixed input sizes, so the search pays off after the first steps)."""
+    torch.set_float32_matmul_precision("high" if train.tf32 else "highest")
+    torch.backends.cudnn.allow_tf32 = train.tf32
+    torch.backends.cudnn.benchmark = True
+
+
+def _to_device(batch: Any, device: torch.device, channels_last: bool = False) -> Any:
     if isinstance(batch, torch.Tensor):
-        return batch.to(device, non_blocking=True)
+        batch = batch.to(device, non_blocking=True)
+        if channels_last and batch.ndim == 4:
+            batch = batch.contiguous(memory_format=torch.channels_last)
+        return batch
     if isinstance(batch, list | tuple):
-        return type(batch)(_to_device(b, device) for b in batch)
+        return type(batch)(_to_device(b, device, channels_last) for b in batch)
     return batch
 
 
@@ -108,9 +124,14 @@ def train(
     tc = cfg.train
     plan = Plan.make(tc, len(dataset), accelerator.num_processes)
     set_seed(tc.seed)  # the same init on every process
+    if tc.channels_last:
+        method.to(memory_format=torch.channels_last)
     optimizer = create_optimizer(cfg.optim, tc, method)
     model, optimizer = accelerator.prepare(method, optimizer)
     unwrapped = accelerator.unwrap_model(model)
+    # Compiled for the forward only: checkpoints and exports keep going through `model` / `unwrapped`, whose
+    # state dicts have no `_orig_mod.` prefix.
+    forward = torch.compile(model) if tc.compile else model
     peak, warmup = learning_rate(cfg.optim, tc), math.ceil(cfg.optim.warmup_samples / tc.batch_size)
     log = JsonlLog(run.log, enabled=accelerator.is_main_process)
 
@@ -118,6 +139,11 @@ def train(
     start = 0
     ckpt = latest_checkpoint(run)
     if ckpt is not None:
+        saved_world = int(ckpt.get("processes", plan.world))
+        if saved_world != plan.world:  # each process's data and seeds depend on the process count
+            raise UserError(f"{run.state / 'latest.json'}: this run was checkpointed by {saved_world} process(es), "
+                            f"this launch has {plan.world}; resume with --num_processes {saved_world} (an exact "
+                            "resume needs the same count) or train into a new --out")
         accelerator.load_state(str(run.state / ckpt["dir"]))
         start = int(ckpt["step"])
         if accelerator.is_main_process:  # drop log lines from after the checkpoint: they will be redone
@@ -133,9 +159,11 @@ def train(
 
     # ============ data ============
     sampler = StepBatches(plan, len(dataset), tc.seed, accelerator.process_index, start)
-    loader = DataLoader(SeededItems(dataset, tc.seed), batch_sampler=sampler, num_workers=cfg.data.num_workers,
+    workers = cfg.data.loader_workers()
+    # prefetch 2 (torch's default): each batch in flight is a float32 copy in /dev/shm (77 MB at 128 x 224 px)
+    loader = DataLoader(SeededItems(dataset, tc.seed), batch_sampler=sampler, num_workers=workers,
                         pin_memory=accelerator.device.type == "cuda", persistent_workers=False,
-                        prefetch_factor=4 if cfg.data.num_workers else None)
+                        prefetch_factor=2 if workers else None)
     batches = iter(loader)
 
     # ============ loop ============
@@ -147,23 +175,28 @@ def train(
     last: dict[str, float] = {}
     last_eval: dict[str, float] = {}
     step = start
+    # Non-finite losses are counted on the device and checked with the logged scalars (one sync per check,
+    # never per micro-batch), so every process stops together with the same line.
+    nonfinite = torch.zeros((), device=accelerator.device)
+    first_bad = torch.full((), float("inf"), device=accelerator.device)
     for step in range(start, plan.total_steps):
         lr = lr_at(step, plan.total_steps, peak, warmup, cfg.optim.min_lr)
         for group in optimizer.param_groups:
             group["lr"] = lr
         scalars: dict[str, torch.Tensor] = {}
         for micro in range(plan.accum):
-            batch = _to_device(next(batches), accelerator.device)
+            batch = _to_device(next(batches), accelerator.device, tc.channels_last)
             torch.manual_seed(stable_seed("step", tc.seed, step, micro, accelerator.process_index))
             sync = micro == plan.accum - 1
             with contextlib.ExitStack() as stack:
                 if not sync:
                     stack.enter_context(accelerator.no_sync(model))
                 with accelerator.autocast():
-                    out = model(batch)
+                    out = forward(batch)
                 loss = out["loss"]
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(f"step {step}: loss is {loss.item()} (lr {lr:.3g}); stopping")
+                bad = nonfinite_count(loss)
+                nonfinite += bad
+                first_bad = torch.where(bad > 0, torch.clamp(first_bad, max=float(step)), first_bad)
                 accelerator.backward(loss / plan.accum)
             for k, v in out.items():
                 if isinstance(v, torch.Tensor) and v.ndim == 0:
@@ -177,8 +210,13 @@ def train(
         bar.update(1)
 
         done = step + 1
-        if done % tc.log_every == 0 or done == plan.total_steps:
-            reduced = {k: accelerator.reduce(v, "mean").item() for k, v in sorted(scalars.items())}
+        at_log = done % tc.log_every == 0 or done == plan.total_steps
+        at_eval = eval_fn is not None and ((eval_every and done % eval_every == 0) or done == plan.total_steps)
+        at_save = bool(tc.save_every) and done % tc.save_every == 0 and done < plan.total_steps
+        at_stop = bool(tc.stop_after) and done >= tc.stop_after and done < plan.total_steps
+        if at_log or at_eval or at_save or at_stop:  # never evaluate or save weights a NaN has reached
+            reduced = reduce_and_check(scalars, nonfinite, accelerator, done, first_bad, lr)
+        if at_log:
             now = time.perf_counter()
             last = {**reduced, "lr": lr, "img_per_s": seen_since_log / max(now - t_log, 1e-9)}
             seen_since_log, t_log = 0, now
@@ -186,17 +224,21 @@ def train(
                 log.write(step=done, samples=done * plan.batch, epoch=done / plan.steps_per_epoch, **last)
                 accelerator.log(last, step=done)
             bar.set_postfix(loss=f"{last['loss']:.4f}", lr=f"{lr:.2e}")
-        if eval_fn is not None and ((eval_every and done % eval_every == 0) or done == plan.total_steps):
+        if at_eval:
             last_eval = _evaluate(eval_fn, unwrapped, model, done, accelerator, log)
-        if tc.save_every and done % tc.save_every == 0 and done < plan.total_steps:
+        if at_save:
             save_checkpoint(accelerator, run, done, done * plan.batch)
-        if tc.stop_after and done >= tc.stop_after and done < plan.total_steps:
+        if at_stop:
             bar.close()
             logger.warning("train.stop_after=%d: stopping early, as if killed (no final checkpoint)", tc.stop_after)
             return {"steps": done, "stopped_early": True}
     bar.close()
     wall = time.perf_counter() - t0
-    save_checkpoint(accelerator, run, plan.total_steps, plan.total_steps * plan.batch)
+    broadcast_buffers(unwrapped, accelerator)  # export and extraction see process 0's BatchNorm statistics
+    if ckpt is None or start < plan.total_steps:
+        save_checkpoint(accelerator, run, plan.total_steps, plan.total_steps * plan.batch)
+    if eval_fn is not None and not last_eval:  # already complete on resume: evaluate once anyway
+        last_eval = _evaluate(eval_fn, unwrapped, model, plan.total_steps, accelerator, log)
     trained = plan.total_steps - start
     summary = {"steps": plan.total_steps, "samples": plan.total_steps * plan.batch, "resumed_at": start,
                "final": last, "wall_s": wall, "img_per_s": trained * plan.batch / max(wall, 1e-9), "eval": last_eval}
@@ -232,6 +274,7 @@ def _finished(unwrapped: nn.Module, model: nn.Module, plan: Plan, run: RunDir, a
 
 def _evaluate(eval_fn: Callable, unwrapped: nn.Module, model: nn.Module, step: int, accelerator: Accelerator,
               log: JsonlLog) -> dict[str, float]:
+    broadcast_buffers(unwrapped, accelerator)  # every process evaluates the same network
     model.eval()
     with torch.no_grad():
         res = eval_fn(unwrapped, step)

@@ -73,21 +73,24 @@ def _pending(out: Path, plan: dict[str, Any], accelerator: Accelerator) -> dict[
     Raises:
         UserError: ``out`` holds parts of an extraction with other settings.
     """
-    box: list[Any] = [None]
+    box: list[Any] = [None]  # the pending blocks, or the refusal: every process gets it, so none waits
     if accelerator.is_main_process:
         old = store.read_plan(out)
         if old is not None and old != plan:
             keys = ", ".join(diff_keys(old, plan)[:6])
-            raise UserError(f"{store.parts_dir(out)}: a partial extraction with other settings ({keys} differ); "
-                            f"rerun with the same settings to continue, or delete {store.parts_dir(out)} to restart")
-        store.write_plan(out, plan)
-        nblocks = {s: -(-plan["rows"][s] // plan["block_rows"]) for s in SPLITS}
-        box[0] = {s: sorted(set(range(nblocks[s])) - store.completed_blocks(out, s)) for s in SPLITS}
-        done = sum(nblocks.values()) - sum(map(len, box[0].values()))
-        if done:
-            logger.info("resuming %s: %d of %d blocks already written", out, done, sum(nblocks.values()))
+            box[0] = (f"{store.parts_dir(out)}: a partial extraction with other settings ({keys} differ); rerun "
+                      f"with the same settings to continue, or delete {store.parts_dir(out)} to restart")
+        else:
+            store.write_plan(out, plan)
+            nblocks = {s: -(-plan["rows"][s] // plan["block_rows"]) for s in SPLITS}
+            box[0] = {s: sorted(set(range(nblocks[s])) - store.completed_blocks(out, s)) for s in SPLITS}
+            done = sum(nblocks.values()) - sum(map(len, box[0].values()))
+            if done:
+                logger.info("resuming %s: %d of %d blocks already written", out, done, sum(nblocks.values()))
     if accelerator.num_processes > 1:
         broadcast_object_list(box)
+    if isinstance(box[0], str):
+        raise UserError(box[0])
     return box[0]
 
 

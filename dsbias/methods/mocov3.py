@@ -67,11 +67,14 @@ def mocov3_loss(q: torch.Tensor, k_all: torch.Tensor, temperature: float, rank: 
     Returns:
         The loss (scalar) and the contrastive top-1 accuracy (scalar, for monitoring).
     """
-    q, k_all = F.normalize(q, dim=1), F.normalize(k_all, dim=1)
-    logits = q @ k_all.T / temperature  # [B, W * B]
-    labels = torch.arange(q.shape[0], device=q.device) + rank * q.shape[0]  # [B]
-    loss = F.cross_entropy(logits, labels) * (2 * temperature)
-    acc = (logits.argmax(dim=1) == labels).float().mean()
+    # In fp32 even under autocast: at T = 0.2 the logits span [-5, 5], where bf16 (8 significant bits) rounds to
+    # steps of 0.03 and blurs the near-ties between the positive and the hardest negatives.
+    with torch.autocast(device_type=q.device.type, enabled=False):
+        q, k_all = F.normalize(q.float(), dim=1), F.normalize(k_all.float(), dim=1)
+        logits = q @ k_all.T / temperature  # [B, W * B] float32
+        labels = torch.arange(q.shape[0], device=q.device) + rank * q.shape[0]  # [B]
+        loss = F.cross_entropy(logits, labels) * (2 * temperature)
+        acc = (logits.argmax(dim=1) == labels).float().mean()
     return loss, acc
 
 

@@ -9,11 +9,10 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from accelerate import Accelerator
-from accelerate.utils import broadcast_object_list
 
 from dsbias.config import Config, load_config
 from dsbias.engine.checkpoint import latest_checkpoint
-from dsbias.errors import FailedOnMain, UserError
+from dsbias.engine.together import main_first
 from dsbias.features import store
 from dsbias.runs import RunDir, lock_run, provenance, released_after, write_json, write_text
 from dsbias.typedconfig import ConfigError, diff_keys, dump_yaml, to_dict
@@ -22,32 +21,20 @@ logger = logging.getLogger(__name__)
 
 # Keys that may change between a run and its resumption (they do not change what is computed).
 RESUMABLE_CHANGES = {"out", "train.log_every", "train.log_with", "train.extract", "train.stop_after",
-                     "train.save_every", "data.num_workers", "extract.stop_after"}
+                     "train.save_every", "data.num_workers", "extract.stop_after",
+                     "train.compile", "train.channels_last"}
 
 T = TypeVar("T")
 
 
-def on_main(accelerator: Accelerator, fn: Callable[[], T]) -> T | None:
-    """Run ``fn`` on the main process only; a :class:`UserError` there stops every process, not only the main
-    one (the others would wait for it forever at the next collective call).
+def on_main(accelerator: Accelerator, fn: Callable[[], T], what: str = "a setup step") -> T | None:
+    """Run ``fn`` on the main process only, the others waiting patiently; an error there stops every process,
+    not only the main one (:func:`dsbias.engine.together.main_first`).
 
     Returns:
         ``fn()``'s result on the main process, None on the others.
     """
-    box: list[Any] = [None]
-    result, error = None, None
-    if accelerator.is_main_process:
-        try:
-            result = fn()
-        except UserError as e:
-            box[0], error = str(e), e
-    if accelerator.num_processes > 1:
-        broadcast_object_list(box)
-    if error is not None:
-        raise error
-    if box[0] is not None:
-        raise FailedOnMain(box[0])
-    return result
+    return main_first(accelerator, fn, what)
 
 
 def holds_run_dir(main: Callable[..., T]) -> Callable[..., T]:

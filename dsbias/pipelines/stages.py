@@ -14,6 +14,7 @@ from dsbias.config import Config
 from dsbias.data.manifest import Manifest, load_or_build_manifest
 from dsbias.data.views import IMAGENET_MEAN, IMAGENET_STD
 from dsbias.engine.loop import create_accelerator
+from dsbias.engine.together import main_first
 from dsbias.features.extract import extract_features
 from dsbias.log import setup_logging
 from dsbias.methods.registry import create_method
@@ -35,24 +36,28 @@ def prepare_run(cfg: Config) -> tuple[RunDir, Accelerator]:
     run = RunDir.at(cfg.out)
     accelerator = create_accelerator(cfg.train, run)
     setup_logging(accelerator.is_main_process)
-    on_main(accelerator, lambda: open_run_dir(run, cfg, accelerator.num_processes, str(accelerator.device)))
-    accelerator.wait_for_everyone()
+    # A config error or a held lock on the main process stops every process (engine.together.main_first).
+    on_main(accelerator, lambda: open_run_dir(run, cfg, accelerator.num_processes, str(accelerator.device)),
+            "opening the run dir")
     return run, accelerator
 
 
 def build_data(cfg: Config, run: RunDir, accelerator: Accelerator) -> Manifest:
-    """Draw the manifest on the main process (or reuse the run's), then load it everywhere."""
-    def draw() -> Manifest:
+    """Draw the manifest on the main process (or reuse the run's), then load it everywhere.
+
+    The others wait in a patient collective (:func:`~dsbias.engine.together.main_first`: hours, not the
+    default 10 minutes, for a build over millions of images), and a data error on the main process stops them
+    all with its line.
+    """
+
+    def build() -> Manifest:
         manifest = load_or_build_manifest(cfg.data, run.manifest)
         JsonlLog(run.log).write(event="manifest", sources=manifest.sources, obtained=manifest.summary["obtained"],
                                 skipped=manifest.summary["skipped"])
         return manifest
 
-    manifest = on_main(accelerator, draw)
-    accelerator.wait_for_everyone()
-    if not accelerator.is_main_process:
-        manifest = Manifest.load(run.manifest)
-    return manifest
+    manifest = main_first(accelerator, build, "building the manifest")
+    return manifest if manifest is not None else Manifest.load(run.manifest)
 
 
 def backbone_meta(cfg: Config, manifest: Manifest) -> dict[str, Any]:

@@ -10,13 +10,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import faiss
 import numpy as np
 import torch
 
 from dsbias.errors import UserError
 from dsbias.features.store import FeatureSet
 from dsbias.log import progress as progress_bar
+from dsbias.probes.faiss_build import faiss, require_faiss
 from dsbias.probes.labels import check_labels
 from dsbias.probes.result import group_notes
 from dsbias.stats import classification_report
@@ -32,7 +32,7 @@ DB_BLOCK = 4096
 
 def gpu_available() -> bool:
     """True when this faiss build has GPU support and sees at least one GPU."""
-    return hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0
+    return faiss is not None and hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0
 
 
 def normalized(x: np.ndarray) -> np.ndarray:
@@ -42,22 +42,66 @@ def normalized(x: np.ndarray) -> np.ndarray:
     return out
 
 
-def create_index(bank: np.ndarray, backend: str, progress: bool = False) -> faiss.Index:
+def create_index(bank: np.ndarray, backend: str, progress: bool = False,
+                 gpu_devices: list[int] | None = None) -> faiss.Index:
     """An exact inner-product index over the L2-normalised rows of ``bank [N, D]``.
+
+    On GPU the bank is sharded: one flat index per device, each filled with its contiguous block of rows, joined
+    by an ``IndexShards`` with successive ids (shard ``s``'s local id ``i`` is bank row ``offset_s + i``).
+    The shards are filled *before* they are joined: an ``IndexShards`` with successive ids accepts a single
+    ``add()``, and the bank is added in chunks (what ``index_cpu_to_all_gpus(shard=True)`` on an empty index
+    would have needed).
 
     Args:
         bank: Train features, any float dtype, possibly memory-mapped; normalised chunk by chunk.
-        backend: ``"cpu"`` or ``"gpu"`` (sharded over all visible GPUs).
+        backend: ``"cpu"`` or ``"gpu"`` (sharded over all visible GPUs unless ``gpu_devices`` says otherwise).
         progress: Show a progress bar while adding.
+        gpu_devices: GPU ids, one shard each (a device may repeat: ``[0, 0]`` is two shards on GPU 0).
     """
-    n, d = bank.shape
-    index = faiss.IndexFlatIP(d)
+    require_faiss()
+    d = bank.shape[1]
     if backend == "gpu":
-        co = faiss.GpuMultipleClonerOptions()
-        co.shard = True  # each GPU holds N / G rows: banks larger than one card fit
-        index = faiss.index_cpu_to_all_gpus(index, co=co)
-    for start in progress_bar(range(0, n, ADD_CHUNK), desc="kNN bank", disable=not progress, leave=False):
-        index.add(normalized(bank[start:start + ADD_CHUNK]))
+        devices = list(range(faiss.get_num_gpus())) if gpu_devices is None else gpu_devices
+        shards = [gpu_flat_index(d, dev) for dev in devices]
+    else:
+        shards = [faiss.IndexFlatIP(d)]
+    return fill_shards(bank, shards, progress)
+
+
+def gpu_flat_index(d: int, device: int) -> faiss.Index:
+    """An empty flat inner-product index on GPU ``device`` that keeps its GPU resources alive."""
+    res = faiss.StandardGpuResources()
+    conf = faiss.GpuIndexFlatConfig()
+    conf.device = device
+    index = faiss.GpuIndexFlatIP(res, d, conf)
+    index.referenced_objects = [res]  # faiss's own idiom: the resources must outlive the index
+    return index
+
+
+def fill_shards(bank: np.ndarray, shards: list[faiss.Index], progress: bool = False) -> faiss.Index:
+    """Add the rows of ``bank [N, D]`` to ``shards`` (contiguous blocks, chunk by chunk) and join them.
+
+    Args:
+        bank: Raw features; each chunk of ``ADD_CHUNK`` rows is normalised into a float32 copy and added.
+        shards: Empty flat indexes of dimension ``D``; one shard is returned as it is.
+        progress: Show a progress bar while adding.
+
+    Returns:
+        The index over all rows; search ids are bank rows.
+    """
+    n = bank.shape[0]
+    bounds = [s * n // len(shards) for s in range(len(shards) + 1)]
+    chunks = [(s, a, min(a + ADD_CHUNK, bounds[s + 1])) for s in range(len(shards))
+              for a in range(bounds[s], bounds[s + 1], ADD_CHUNK)]
+    for s, a, b in progress_bar(chunks, desc="kNN bank", disable=not progress, leave=False):
+        shards[s].add(normalized(bank[a:b]))
+    if len(shards) == 1:
+        index = shards[0]
+    else:
+        index = faiss.IndexShards(bank.shape[1], True, True)  # threaded, successive ids
+        for shard in shards:
+            index.add_shard(shard)
+        index.referenced_objects = list(shards)  # add_shard does not own them
     assert index.ntotal == n, f"index holds {index.ntotal} rows, bank has {n}"
     return index
 
@@ -151,6 +195,7 @@ def run_knn(
     Raises:
         FeatureError: Fewer than two sources have rows in a split (:func:`~dsbias.probes.labels.check_labels`).
     """
+    require_faiss()
     warnings = check_labels(fs)
     n_train, n_val, num_classes = len(fs.train), len(fs.val), len(fs.sources)
     notes: list[str] = group_notes(fs)

@@ -145,6 +145,16 @@ def test_mocov3_loss_equals_formula(rank, world):
     assert acc.item() == pytest.approx(correct / b)
 
 
+def test_mocov3_logits_stay_fp32_under_bf16_autocast():
+    g = torch.Generator().manual_seed(0)
+    q, k = torch.randn(64, 32, generator=g).bfloat16(), torch.randn(64, 32, generator=g).bfloat16()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss, _ = mocov3_loss(q, k, 0.2)
+    assert loss.dtype == torch.float32
+    # The same bf16 inputs computed in fp32 outside autocast: equal, so no bf16 matmul happened inside.
+    torch.testing.assert_close(loss, mocov3_loss(q.float(), k.float(), 0.2)[0], rtol=1e-6, atol=1e-6)
+
+
 def test_momentum_update_and_schedule():
     m = create_method(tiny_cfg("mocov3"), 3)
     total = 10
@@ -181,3 +191,15 @@ def test_keys_are_gathered_across_two_processes(tmp_path):
     args = (str(tmp_path / "rendezvous"), torch.randn(8, 6, generator=g), torch.randn(8, 6, generator=g))
     # spawn, not fork: a fork after torch has started its OpenMP pool (earlier tests) can hang the child.
     torch.multiprocessing.start_processes(_gather_worker, args=args, nprocs=2, start_method="spawn")
+
+
+@pytest.mark.gpu
+def test_mocov3_logits_stay_fp32_under_cuda_bf16_autocast():
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU")
+    g = torch.Generator().manual_seed(0)
+    q, k = torch.randn(64, 32, generator=g).cuda(), torch.randn(64, 32, generator=g).cuda()
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        loss, _ = mocov3_loss(q, k, 0.2)
+    assert loss.dtype == torch.float32
+    torch.testing.assert_close(loss, mocov3_loss(q, k, 0.2)[0], rtol=1e-5, atol=1e-5)
