@@ -6,11 +6,12 @@ import logging
 from typing import Any
 
 from accelerate import Accelerator
+from accelerate.utils import gather_object
 from torch import nn
 
 from dsbias.anatomy.transforms import create_anatomy_transforms
 from dsbias.config import Config, load_config
-from dsbias.data.manifest import Manifest, load_or_build_manifest
+from dsbias.data.manifest import Manifest, decode_share, load_or_build_manifest
 from dsbias.data.views import IMAGENET_MEAN, IMAGENET_STD
 from dsbias.engine.loop import create_accelerator
 from dsbias.features.extract import extract_features
@@ -48,9 +49,18 @@ def prepare_run(cfg: Config) -> tuple[RunDir, Accelerator]:
 
 
 def build_data(cfg: Config, run: RunDir, accelerator: Accelerator) -> Manifest:
-    """Draw the manifest on the main process (or reuse the run's), then load it everywhere."""
+    """Draw the manifest on the main process (or reuse the run's), then load it everywhere.
+
+    With several processes (and nodes) a new manifest is decoded by all of them: each decodes its share of the
+    images the draw reads (:func:`decode_share`), the shares are gathered, and the main process builds the
+    manifest a single process would, from them.
+    """
+    known = None
+    if accelerator.num_processes > 1 and not cfg.data.manifest and not run.manifest.exists():
+        shares = gather_object([decode_share(cfg.data, accelerator.process_index, accelerator.num_processes)])
+        known = {k: v for share in shares for k, v in share.items()} if accelerator.is_main_process else None
     if accelerator.is_main_process:
-        manifest = load_or_build_manifest(cfg.data, run.manifest)
+        manifest = load_or_build_manifest(cfg.data, run.manifest, known)
         JsonlLog(run.log).write(event="manifest", sources=manifest.sources, obtained=manifest.summary["obtained"],
                                 skipped=manifest.summary["skipped"])
     accelerator.wait_for_everyone()
