@@ -83,6 +83,9 @@ class DataConfig:
             training, evaluation and extraction alike. Liu & He's 500 px; 0 = off (native size). Recorded in
             the manifest summary; preparing shards once is faster (see docs/data.md).
         num_workers: DataLoader worker processes per training process.
+        cache_decoded: Keep every image in memory once decoded (and capped), so later epochs only augment it: for
+            data that fits in memory, once per loader worker (workers x images x H x W x 3 bytes). Results are
+            the same: decoding is deterministic and the random augmentation comes after.
         manifest: A manifest written by ``tools/manifest.py`` (``.../manifest.jsonl``): runs read exactly its rows
             instead of sampling; its sources must match ``sources``.
         dedup: Exact (content-hash) duplicates among the sampled images: ``drop`` removes cross-source copies
@@ -107,6 +110,7 @@ class DataConfig:
     max_pixels: int = 100_000_000
     max_short_side: int = 0
     num_workers: int = 2
+    cache_decoded: bool = False
     manifest: str | None = None
     dedup: Literal["drop", "report", "ignore"] = "drop"
     official_split: bool = True

@@ -37,6 +37,7 @@ class MixedDataset(Dataset):
         readers: dict[str, Source],
         *,
         max_short_side: int,
+        cache: bool = False,
     ) -> None:
         self.rows = [manifest.rows[i] for i in manifest.split_indices(split)]
         self.index = np.array([r["index"] for r in self.rows], dtype=np.int64)
@@ -46,22 +47,32 @@ class MixedDataset(Dataset):
         self.transform = transform
         self.readers = readers
         self.max_short_side = max_short_side
+        self.cache: dict[int, Any] | None = {} if cache else None  # row position -> decoded, capped image
 
     @classmethod
     def from_config(cls, manifest: Manifest, split: str, transform: Callable, data: DataConfig) -> MixedDataset:
         """Build the readers (and the load-time cap) from the data config the manifest was drawn with."""
-        return cls(manifest, split, transform, create_sources(data), max_short_side=data.max_short_side)
+        return cls(manifest, split, transform, create_sources(data), max_short_side=data.max_short_side,
+                   cache=data.cache_decoded)
 
     def __len__(self) -> int:
         return len(self.rows)
 
     def __getitem__(self, i: int) -> tuple[Any, torch.Tensor, torch.Tensor]:
         row = self.rows[i]
+        img = None if self.cache is None else self.cache.get(i)
+        if img is None:
+            img = self.decode_row(row)
+            if self.cache is not None:
+                self.cache[i] = img
+        return self.transform(img), torch.tensor(row["source_id"]), torch.tensor(row["index"])
+
+    def decode_row(self, row: dict[str, Any]) -> Any:
+        """The row's RGB image, decoded and capped (``data.max_short_side``)."""
         try:
             img, _ = self.readers[row["origin"]].read(row["item"])
         except DecodeError as e:
             # It decoded when the manifest was drawn: the file changed since. Never substitute an image.
             raise RuntimeError(f"{row['origin']}: {row['item']} no longer decodes ({e}); "
                                "rebuild the manifest") from None
-        img = cap_short_side(img, self.max_short_side)
-        return self.transform(img), torch.tensor(row["source_id"]), torch.tensor(row["index"])
+        return cap_short_side(img, self.max_short_side)

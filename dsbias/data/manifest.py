@@ -172,7 +172,7 @@ def _given_manifest(data: DataConfig, path: Path) -> Manifest:
     return given
 
 
-NOT_SAMPLING_KEYS = {"num_workers", "transform", "anatomy", "crop_pct"}
+NOT_SAMPLING_KEYS = {"num_workers", "cache_decoded", "transform", "anatomy", "crop_pct"}
 
 
 def load_or_build_manifest(data: DataConfig, path: str | Path, known: Probed | None = None) -> Manifest:

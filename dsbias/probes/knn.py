@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from dsbias.errors import UserError
-from dsbias.features.store import FeatureSet
+from dsbias.features.store import FeatureSet, row_blocks
 from dsbias.log import progress as progress_bar
 from dsbias.probes.search import choose_engine, normalized, torch_bank, torch_search
 from dsbias.stats import bootstrap_ci, classification_report
@@ -49,8 +49,10 @@ def create_index(bank: np.ndarray, backend: str, progress: bool = False) -> fais
         co = faiss.GpuMultipleClonerOptions()
         co.shard = True  # each GPU holds N / G rows: banks larger than one card fit
         index = faiss.index_cpu_to_all_gpus(index, co=co)
-    for start in progress_bar(range(0, n, ADD_CHUNK), desc="kNN bank", disable=not progress, leave=False):
-        index.add(normalized(bank[start:start + ADD_CHUNK]))
+    for _, block in progress_bar(row_blocks(bank, ADD_CHUNK), total=-(-n // ADD_CHUNK), desc="kNN bank",
+                                 disable=not progress, leave=False):
+        faiss.normalize_L2(block)  # a float32 copy read from the file: normalised in place
+        index.add(block)
     assert index.ntotal == n, f"index holds {index.ntotal} rows, bank has {n}"
     return index
 

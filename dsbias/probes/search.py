@@ -28,6 +28,8 @@ import faiss
 import numpy as np
 import torch
 
+from dsbias.features.store import row_blocks
+
 log = logging.getLogger(__name__)
 
 ENGINES = ("auto", "faiss", "torch")
@@ -45,10 +47,12 @@ def normalized(x: np.ndarray) -> np.ndarray:
 
 
 def torch_bank(bank: np.ndarray, chunk: int = 65536) -> torch.Tensor:
-    """The L2-normalised float32 bank ``[N, D]`` as one tensor, filled chunk by chunk from a (memmapped) array."""
+    """The L2-normalised float32 bank ``[N, D]`` as one tensor, filled block by block from a (memmapped) array
+    (read with :func:`~dsbias.features.store.row_blocks`: file reads, so the map's pages do not add to RSS)."""
     out = torch.empty(bank.shape, dtype=torch.float32)
-    for start in range(0, bank.shape[0], chunk):
-        out[start:start + chunk] = torch.from_numpy(normalized(bank[start:start + chunk]))
+    for start, block in row_blocks(bank, chunk):
+        faiss.normalize_L2(block)
+        out[start:start + len(block)] = torch.from_numpy(block)
     return out
 
 
