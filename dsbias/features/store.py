@@ -226,8 +226,9 @@ def find_features_dir(path: str | Path) -> Path:
     raise FeatureError(f"{p}: no {META} here or in {p / 'features'} (run ssl/extract.py first?)")
 
 
-def read_rows(features: np.ndarray, lo: int, hi: int) -> np.ndarray:
-    """Rows ``lo:hi`` of ``features [N, D]`` as a new float32 array ``[hi - lo, D]``.
+def read_rows(features: np.ndarray, lo: int, hi: int, native: bool = False) -> np.ndarray:
+    """Rows ``lo:hi`` of ``features [N, D]`` as a new array ``[hi - lo, D]``: float32, or with ``native`` the
+    dtype on disk (float16 rows are half the bytes; torch converts them much faster than numpy does).
 
     A memory-mapped file is read with a plain file read, not through the map: pages touched through a map count
     in the process's resident memory until the kernel reclaims them, so a pass over a 3 GB memmap would show
@@ -238,14 +239,15 @@ def read_rows(features: np.ndarray, lo: int, hi: int) -> np.ndarray:
         row = features.shape[1] * features.dtype.itemsize
         block = np.fromfile(features.filename, dtype=features.dtype, count=(hi - lo) * features.shape[1],
                             offset=features.offset + lo * row).reshape(hi - lo, features.shape[1])
-        return block.astype(np.float32, copy=False)
-    return np.array(features[lo:hi], dtype=np.float32)
+        return block if native else block.astype(np.float32, copy=False)
+    return np.array(features[lo:hi], dtype=None if native else np.float32)  # always a copy
 
 
-def row_blocks(features: np.ndarray, block: int = READ_ROWS) -> Iterator[tuple[int, np.ndarray]]:
-    """``(first row, float32 rows [<= block, D])`` over ``features [N, D]`` in order, one block in RAM at a time."""
+def row_blocks(features: np.ndarray, block: int = READ_ROWS, native: bool = False) -> Iterator[tuple[int, np.ndarray]]:
+    """``(first row, rows [<= block, D])`` over ``features [N, D]`` in order, one block in RAM at a time
+    (float32, or the dtype on disk with ``native``)."""
     for lo in range(0, features.shape[0], block):
-        yield lo, read_rows(features, lo, lo + block)
+        yield lo, read_rows(features, lo, lo + block, native)
 
 
 def _check_split(root: Path, split: str, meta: dict[str, Any], mmap: bool) -> FeatureSplit:

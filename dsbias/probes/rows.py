@@ -27,23 +27,23 @@ class Standardizer:
 
     @classmethod
     def fit(cls, x: np.ndarray) -> Standardizer:
-        s = np.zeros(x.shape[1]), np.zeros(x.shape[1])
-        for _, block in row_blocks(x, CHUNK):
-            c = block.astype(np.float64)
+        s = torch.zeros(x.shape[1], dtype=torch.float64), torch.zeros(x.shape[1], dtype=torch.float64)
+        for _, block in row_blocks(x, CHUNK, native=True):
+            c = torch.from_numpy(block).double()  # torch converts float16 ~5x faster than numpy
             s = s[0] + c.sum(0), s[1] + (c * c).sum(0)
-        mean = s[0] / x.shape[0]
-        var = np.maximum(s[1] / x.shape[0] - mean * mean, 0.0)
+        mean = s[0].numpy() / x.shape[0]
+        var = np.maximum(s[1].numpy() / x.shape[0] - mean * mean, 0.0)
         return cls(mean=mean, std=np.sqrt(var + BN_EPS))
 
     def transform(self, block: np.ndarray, device: torch.device) -> torch.Tensor:
-        """Standardised float32 tensor of a float32 ``block [B, D]`` on ``device``."""
+        """Standardised float32 tensor of a freshly read ``block [B, D]`` (float32 or float16; reused in place)."""
         mean, std = torch.from_numpy(self.mean).float(), torch.from_numpy(self.std).float()
-        return ((torch.from_numpy(block) - mean) / std).to(device)
+        return torch.from_numpy(block).float().sub_(mean).div_(std).to(device)
 
     def apply(self, x: np.ndarray, device: torch.device) -> torch.Tensor:
         """Standardised float32 tensor ``[N, D]`` on ``device``, built block by block from a (memmapped) file."""
         out = torch.empty(x.shape, dtype=torch.float32, device=device)
-        for start, block in row_blocks(x, CHUNK):
+        for start, block in row_blocks(x, CHUNK, native=True):
             out[start:start + block.shape[0]] = self.transform(block, device)
         return out
 
@@ -89,7 +89,7 @@ class StreamedRows:
                 if a == b:
                     continue
                 take = self.rows[a:b] - lo
-            block = read_rows(self.features, lo, hi)
+            block = read_rows(self.features, lo, hi, native=True)
             x = self.std.transform(block if take is None else block[take], self.device)
             yield done, x
             done += x.shape[0]

@@ -50,9 +50,9 @@ def torch_bank(bank: np.ndarray, chunk: int = 65536) -> torch.Tensor:
     """The L2-normalised float32 bank ``[N, D]`` as one tensor, filled block by block from a (memmapped) array
     (read with :func:`~dsbias.features.store.row_blocks`: file reads, so the map's pages do not add to RSS)."""
     out = torch.empty(bank.shape, dtype=torch.float32)
-    for start, block in row_blocks(bank, chunk):
-        faiss.normalize_L2(block)
-        out[start:start + len(block)] = torch.from_numpy(block)
+    for start, block in row_blocks(bank, chunk, native=True):
+        rows = torch.from_numpy(block).float()  # float16 on disk: torch converts it ~5x faster than numpy
+        out[start:start + len(rows)] = torch.nn.functional.normalize(rows, dim=1)
     return out
 
 
