@@ -18,16 +18,13 @@ import torch
 from dsbias.errors import UserError
 from dsbias.features.store import FeatureSet, row_blocks
 from dsbias.log import progress as progress_bar
-from dsbias.probes.search import choose_engine, normalized, torch_bank, torch_search
+from dsbias.probes.search import DB_BLOCK, choose_engine, normalized, torch_bank, torch_search
 from dsbias.stats import bootstrap_ci, classification_report
 
 log = logging.getLogger(__name__)
 
 GPU_MAX_K = 2048  # faiss GPU k-selection limit (GPU_MAX_SELECTION_K)
 ADD_CHUNK = 65536  # base rows normalised and added per step: bounds the float32 copy of a memmapped bank
-# Bank rows per BLAS block in faiss's CPU flat search (faiss default 1024). Each block ends in an OpenMP barrier;
-# on a shared CPU 4096 was ~25% faster (fewer barriers), on an idle one the same (tools/bench_probes.py).
-DB_BLOCK = 4096
 
 
 def gpu_available() -> bool:

@@ -35,8 +35,13 @@ log = logging.getLogger(__name__)
 ENGINES = ("auto", "faiss", "torch")
 BANK_BLOCK = 32768  # bank rows per torch matmul: [query_chunk, BANK_BLOCK] float32 scores (128 MiB at 1024 queries)
 TORCH_QUERY_CHUNK = 1024  # queries per torch matmul; 4096 would make the score block 512 MiB for no faster GEMM
-PROBE_ROWS, PROBE_QUERIES = 32768, 1024  # probe shape: ~50 GFLOP at d=768, ~0.3 s per engine at 150 GFLOP/s
-PROBE_MIN_GFLOP = 20.0  # below this much total work the probe would cost more than it can save: use torch
+# Probe shape: the real query chunk (faiss's BLAS calls are only fast on large query blocks: a probe of 1024
+# queries made faiss look 2x slower than it was on the full search), 16k rows: ~100 GFLOP at d=768.
+PROBE_ROWS, PROBE_QUERIES = 16384, 4096
+PROBE_MIN_GFLOP = 200.0  # below this, the probe (~6 passes of its shape) costs more than it can save: faiss
+# Bank rows per BLAS block in faiss's CPU flat search (faiss default 1024). Each block ends in an OpenMP barrier;
+# on a shared CPU 4096 was ~25% faster (fewer barriers), on an idle one the same (tools/bench_probes.py).
+DB_BLOCK = 4096
 
 
 def normalized(x: np.ndarray) -> np.ndarray:
@@ -126,7 +131,12 @@ def probe_engines(dim: int, k: int, threads: int) -> tuple[str, dict[str, float]
     index = faiss.IndexFlatIP(dim)
     index.add(normalized(bank))
     tb, qn = torch_bank(bank), normalized(queries)
-    secs = _best_seconds({"faiss": lambda: index.search(qn, k), "torch": lambda: torch_search(tb, qn, k)})
+    default_block = faiss.cvar.distance_compute_blas_database_bs
+    faiss.cvar.distance_compute_blas_database_bs = DB_BLOCK  # as knn_search runs it; restored below
+    try:
+        secs = _best_seconds({"faiss": lambda: index.search(qn, k), "torch": lambda: torch_search(tb, qn, k)})
+    finally:
+        faiss.cvar.distance_compute_blas_database_bs = default_block
     rates = {name: 2 * PROBE_ROWS * PROBE_QUERIES * dim / s / 1e9 for name, s in secs.items()}
     return min(secs, key=secs.get), rates
 
@@ -138,7 +148,7 @@ def choose_engine(requested: str, n: int, q: int, dim: int, k: int, notes: list[
     if requested != "auto":
         return requested
     if 2 * n * q * dim / 1e9 < PROBE_MIN_GFLOP:
-        return "torch"
+        return "faiss"
     engine, rates = probe_engines(dim, k, faiss.omp_get_max_threads())
     blas = faiss_blas()
     notes.append(f"CPU search engine: {engine} (probe at d={dim}, k={k}: "

@@ -36,7 +36,7 @@ def test_run_knn_same_report_with_either_engine(tmp_path):
 def test_auto_engine_measures_when_the_search_is_big(monkeypatch):
     notes: list[str] = []
     assert search.choose_engine("faiss", 10**7, 10**5, 768, 20, notes) == "faiss" and not notes
-    assert search.choose_engine("auto", 100, 10, 8, 20, notes) == "torch" and not notes  # too small to repay
+    assert search.choose_engine("auto", 100, 10, 8, 20, notes) == "faiss" and not notes  # too small to repay
     monkeypatch.setattr(search, "PROBE_ROWS", 512)
     monkeypatch.setattr(search, "PROBE_QUERIES", 64)
     search.probe_engines.cache_clear()
