@@ -18,6 +18,7 @@ from torch.utils.data import default_collate
 from dsbias.bench.timer import Timing, time_it
 from dsbias.config import Config
 from dsbias.data.dataset import MixedDataset
+from dsbias.data.loader import create_loader
 from dsbias.data.manifest import Manifest
 from dsbias.engine.optim import learning_rate
 from dsbias.methods.registry import create_method
@@ -94,3 +95,89 @@ def bench_engine(cfg: Config, steps: int, workdir: str | Path) -> dict[str, Any]
             "bare_img_per_s": bare.rate(b), "bare_step_s": dataclasses.asdict(bare),
             "ratio": engine.rate(b) / bare.rate(b), "torch_threads": torch.get_num_threads(),
             "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"}
+
+
+def make_pngs(root: Path, n: int, size: int = 64, seed: int = 0) -> str:
+    """``n`` PNG crops of ``size`` px (smooth random content plus noise) in two source folders; the
+    ``data.sources`` YAML for them."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        name = "ab"[i % 2]
+        small = rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)
+        img = np.asarray(Image.fromarray(small).resize((size, size), Image.Resampling.BICUBIC), dtype=np.int16)
+        img = np.clip(img + rng.integers(-12 if name == "a" else -4, 13 if name == "a" else 5, img.shape), 0, 255)
+        (root / name).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(img.astype(np.uint8)).save(root / name / f"{i:06d}.png")
+    return "[" + ", ".join(f"{{name: {s}, kind: folder, path: '{root / s}'}}" for s in "ab") + "]"
+
+
+class _Decoded(torch.utils.data.Dataset):
+    """The plain loop's data: every train image decoded once into memory, augmented per sample."""
+
+    def __init__(self, data: MixedDataset) -> None:
+        self.images = [data.decode_row(row) for row in data.rows]
+        self.labels, self.transform = data.labels, data.transform
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> tuple[Any, torch.Tensor, torch.Tensor]:
+        return self.transform(self.images[i]), torch.tensor(self.labels[i]), torch.tensor(i)
+
+
+def bare_file_loop(cfg: Config, manifest: Manifest, steps: int, warmup: int = 3) -> Timing:
+    """Seconds per step of a plain loop over file data: images decoded once into memory, the method's own
+    augmentation per sample in a DataLoader (same workers and batch), ``forward -> backward -> AdamW``."""
+    torch.manual_seed(cfg.train.seed)
+    method = create_method(cfg, len(manifest.sources))
+    data = _Decoded(MixedDataset.from_config(manifest, "train", method.create_train_transform(), cfg.data))
+    loader = create_loader(data, cfg.train.batch_size, shuffle=True, seed=cfg.train.seed,
+                           num_workers=cfg.data.num_workers, drop_last=True)
+    optimizer = torch.optim.AdamW([p for p in method.parameters() if p.requires_grad],
+                                  lr=learning_rate(cfg.optim, cfg.train), betas=tuple(cfg.optim.betas),
+                                  weight_decay=cfg.optim.weight_decay)
+    method.train()
+    batches = iter(())
+
+    def one_step() -> torch.Tensor:
+        nonlocal batches
+        batch = next(batches, None)
+        if batch is None:
+            batches = iter(loader)
+            batch = next(batches)
+        loss = method(batch)["loss"]
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        return loss
+
+    timing, loss = time_it(one_step, repeat=steps, warmup=warmup)
+    assert torch.isfinite(loss), f"bare file loop: loss {loss.item()}"
+    return timing
+
+
+def bench_engine_files(cfg: Config, steps: int, workdir: str | Path) -> dict[str, Any]:
+    """The engine on file data, without and with ``data.cache_decoded``, next to :func:`bare_file_loop`."""
+    b = cfg.train.batch_size
+    out: dict[str, Any] = {"method": cfg.method.name, "model": cfg.model.name, "batch": b, "steps": steps}
+    for cache in (False, True):
+        c = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, cache_decoded=cache))
+        r = bench_engine_only(c, steps, Path(workdir) / f"cache-{cache}")
+        out[f"engine{'_cached' if cache else ''}_img_per_s"] = r
+    bare = bare_file_loop(cfg, Manifest.load(RunDir.at(Path(workdir) / "cache-False").manifest), steps)
+    out["bare_img_per_s"] = bare.rate(b)
+    out["ratio"] = out["engine_img_per_s"] / out["bare_img_per_s"]
+    out["ratio_cached"] = out["engine_cached_img_per_s"] / out["bare_img_per_s"]
+    return out
+
+
+def bench_engine_only(cfg: Config, steps: int, workdir: Path) -> float:
+    """The engine's img/s over ``steps`` steps: the median logged rate after the first log interval."""
+    train = dataclasses.replace(cfg.train, samples=steps * cfg.train.batch_size, extract=False, save_every=0,
+                                log_every=max(1, steps // 10), log_with=[], stop_after=0)
+    pretrain(dataclasses.replace(cfg, train=train, out=str(workdir)))
+    logged = [r["img_per_s"] for r in JsonlLog(RunDir.at(workdir).log).read() if "img_per_s" in r]
+    return Timing.of([cfg.train.batch_size / r for r in (logged[1:] or logged)]).rate(cfg.train.batch_size)

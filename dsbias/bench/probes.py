@@ -16,6 +16,7 @@ import torch
 from dsbias.bench.timer import time_it
 from dsbias.probes.knn import knn_search, knn_vote
 from dsbias.probes.linear import Standardizer, evaluate, fit_linear, probe_once, sklearn_linear
+from dsbias.probes.search import choose_engine
 
 
 def synthetic(n: int, dim: int, classes: int, sep: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -56,9 +57,19 @@ def bench_knn(n: int, nq: int, dim: int, k: int, query_chunk: int, sklearn: bool
     t, (idx, pred) = time_it(faiss_knn, repeat=3)
     rows.append({"what": f"dsbias kNN, faiss IndexFlatIP ({faiss.omp_get_max_threads()} threads)", "sec": t.median,
                  "spread": t.spread(), "gflops": t.rate(flops) / 1e9, "top1": float(np.mean(pred == yq))})
+    t, (sims_t, idx_t) = time_it(lambda: knn_search(xb, xq, k, "cpu", engine="torch"), repeat=3)
+    rows.append({"what": "dsbias kNN, torch engine (blocked matmul + topk, merged)", "sec": t.median,
+                 "spread": t.spread(), "gflops": t.rate(flops) / 1e9, "agree": float(np.mean(idx_t == idx))})
+    notes: list[str] = []
+    engine = choose_engine("auto", n, nq, dim, k, notes)
+    rows.append({"what": f"default (--engine auto) picks: {engine}; {notes[0] if notes else 'no probe'}"})
     t, ref = time_it(lambda: torch_topk(xb, xq, k), repeat=3)
     rows.append({"what": "torch matmul + topk reference", "sec": t.median, "spread": t.spread(),
                  "gflops": t.rate(flops) / 1e9, "agree": float(np.mean(ref == idx))})
+    peak = rows[0]["gflops"]
+    for r in rows[1:]:
+        if r.get("gflops"):
+            r["of_gemm"] = f"{r['gflops'] / peak:.0%}"
     if sklearn:
         from sklearn.neighbors import KNeighborsClassifier
 
@@ -97,7 +108,7 @@ def bench_linear(n: int, dim: int) -> list[dict[str, Any]]:
 
 
 def markdown(rows: list[dict[str, Any]]) -> str:
-    cols = ["what", "sec", "spread", "gflops", "top1", "agree", "wd"]
+    cols = ["what", "sec", "spread", "gflops", "of_gemm", "top1", "agree", "wd"]
     cols = [c for c in cols if any(r.get(c) is not None for r in rows)]
 
     def cell(v: Any) -> str:

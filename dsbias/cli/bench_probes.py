@@ -10,6 +10,7 @@ import faiss
 from dsbias.bench.probes import bench_knn, bench_linear, markdown
 from dsbias.bench.timer import machine_line
 from dsbias.cli import args as cli
+from dsbias.probes.search import faiss_blas
 
 
 @cli.guarded
@@ -24,7 +25,8 @@ def main(argv: list[str]) -> int:
     p.add_argument("--only", choices=("knn", "linear"), default=None, help="run one half")
     p.add_argument("--no-sklearn-knn", action="store_true", help="skip the (slow) sklearn kNN rows")
     args = cli.parse(p, argv)
-    print(f"{machine_line()}; faiss {faiss.__version__}\n")
+    print(f"{machine_line()}; faiss {faiss.__version__} ({faiss.get_compile_options().strip()}; GEMM: "
+          f"{faiss_blas() or 'not the wheel OpenBLAS'})\n")
     if args.only != "linear":
         print(f"kNN: bank {args.n} x {args.dim}, {args.queries} queries, k={args.k}\n")
         print(markdown(bench_knn(args.n, args.queries, args.dim, args.k, args.query_chunk, not args.no_sklearn_knn)))

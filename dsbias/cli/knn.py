@@ -25,6 +25,8 @@ def main(argv: list[str]) -> int:
     p.add_argument("--temperature", type=float, default=0.07, help="vote temperature T (default 0.07)")
     p.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto",
                    help="faiss backend: auto = GPU when faiss-gpu sees one (default)")
+    p.add_argument("--engine", choices=("auto", "faiss", "torch"), default="auto",
+                   help="CPU search: auto = the faster of faiss and torch matmul + topk here, measured (default)")
     p.add_argument("--query-chunk", type=int, default=4096, help="queries per faiss search call")
     p.add_argument("--threads", type=int, default=None, help="faiss OpenMP threads (default: faiss's)")
     p.add_argument("--no-init", action="store_true", help="skip the random-init control (features_init/)")
@@ -33,9 +35,10 @@ def main(argv: list[str]) -> int:
     t0 = time.perf_counter()
     fs = load_features(args.features)
     res = run_with_control(fs, lambda f: run_knn(f, args.k, args.temperature, args.device, args.query_chunk,
-                                                 args.threads, not args.no_progress), not args.no_init)
-    settings = {"protocol": "DINO kNN: L2-normalised, cosine (faiss IndexFlatIP), exp(sim/T)-weighted vote",
-                "k": args.k, "temperature": args.temperature, "device": args.device,
+                                                 args.threads, not args.no_progress, args.engine), not args.no_init)
+    settings = {"protocol": "DINO kNN: L2-normalised, cosine (exact: faiss IndexFlatIP or torch matmul + topk), "
+                            "exp(sim/T)-weighted vote",
+                "k": args.k, "temperature": args.temperature, "device": args.device, "engine": args.engine,
                 "query_chunk": args.query_chunk, "threads": args.threads}
     extra = [f"k={r['k']:>4}: top-1 {100 * r['top1']:.2f}%  (95% CI {100 * r['ci95'][0]:.1f}-"
              f"{100 * r['ci95'][1]:.1f}), {r['verdict']} (p = {format_p(r['p_value'])})"

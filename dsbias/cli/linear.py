@@ -7,6 +7,7 @@ run, the random-init control; writes ``probe_linear.json`` beside the features a
 
 from __future__ import annotations
 
+import argparse
 import time
 
 from dsbias.cli import args as cli
@@ -32,6 +33,9 @@ def main(argv: list[str]) -> int:
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="torch device (auto: CUDA if any)")
     p.add_argument("--sklearn", action="store_true", help="solve with scikit-learn LogisticRegression (baseline)")
     p.add_argument("--no-init", action="store_true", help="skip the random-init control (features_init/)")
+    p.add_argument("--stream", action=argparse.BooleanOptionalAction, default=None,
+                   help="read the features from file on every pass, one block in RAM (default: when train is "
+                        "over 2 GiB as float32)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = cli.parse(p, argv)
     if not 0 < args.holdout < 1:
@@ -39,11 +43,11 @@ def main(argv: list[str]) -> int:
     t0 = time.perf_counter()
     fs = load_features(args.features)
     res = run_with_control(fs, lambda f: run_linear(f, args.seeds, args.seed, args.wd, args.holdout, args.max_iter,
-                                                    args.device, args.sklearn), not args.no_init)
+                                                    args.device, args.sklearn, args.stream), not args.no_init)
     settings = {"protocol": PROTOCOL,
                 "solver": "sklearn LogisticRegression(lbfgs)" if args.sklearn else "torch L-BFGS (strong Wolfe)",
                 "seeds": args.seeds, "seed": args.seed, "holdout": args.holdout, "wd_grid": args.wd,
-                "max_iter": args.max_iter, "device": args.device}
+                "max_iter": args.max_iter, "device": args.device, "stream": args.stream}
     s = res["seeds"]
     extra = [f"chosen weight decay per seed: {', '.join(f'{w:.0e}' for w in s['weight_decay'])}"]
     if s["n"] > 1:

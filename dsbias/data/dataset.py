@@ -47,6 +47,7 @@ class MixedDataset(Dataset):
         readers: dict[str, Source],
         *,
         max_short_side: int,
+        cache: bool = False,
     ) -> None:
         rows = [manifest.rows[i] for i in manifest.split_indices(split)]
         self.index = np.array([r["index"] for r in rows], dtype=np.int64)  # [N] manifest rows
@@ -62,18 +63,28 @@ class MixedDataset(Dataset):
         self.transform = transform
         self.readers = readers
         self.max_short_side = max_short_side
+        self.cache: dict[int, Any] | None = {} if cache else None  # row position -> decoded, capped image
 
     @classmethod
     def from_config(cls, manifest: Manifest, split: str, transform: Callable, data: DataConfig) -> MixedDataset:
         """Build the readers (and the load-time cap) from the data config the manifest was drawn with."""
-        return cls(manifest, split, transform, create_sources(data), max_short_side=data.max_short_side)
+        return cls(manifest, split, transform, create_sources(data), max_short_side=data.max_short_side,
+                   cache=data.cache_decoded)
 
     def __len__(self) -> int:
         return len(self.index)
 
     def __getitem__(self, i: int) -> tuple[Any, torch.Tensor, torch.Tensor]:
-        origin = self.origins[self.origin_ids[i]]
-        item = self.item(i)
+        img = None if self.cache is None else self.cache.get(i)
+        if img is None:
+            img = self.decode_row(self.row(i))
+            if self.cache is not None:
+                self.cache[i] = img
+        return self.transform(img), torch.tensor(self.labels[i]), torch.tensor(self.index[i])
+
+    def decode_row(self, row: dict[str, Any]) -> Any:
+        """The row's RGB image, decoded and capped (``data.max_short_side``)."""
+        origin, item = row["origin"], row["item"]
         try:
             img, _ = self.readers[origin].read(item)
         except DecodeError as e:
@@ -81,8 +92,7 @@ class MixedDataset(Dataset):
             raise DataChangedError(f"data.sources[{origin}]: {item} no longer decodes ({e}) (the "
                                    "file changed since the manifest was drawn: restore it, or draw the manifest "
                                    "again in a new run dir)") from None
-        img = cap_short_side(img, self.max_short_side)
-        return self.transform(img), torch.tensor(self.labels[i]), torch.tensor(self.index[i])
+        return cap_short_side(img, self.max_short_side)
 
     def row(self, i: int) -> dict[str, Any]:
         """Row ``i`` as the manifest has it (its split's fields), made on demand."""

@@ -33,7 +33,7 @@ import numpy as np
 
 from dsbias.data.config import DataConfig
 from dsbias.data.groups import create_group_lookup
-from dsbias.data.sampling import SPLITS, ShortSourceError, draw
+from dsbias.data.sampling import SPLITS, Probed, ShortSourceError, draw, probe_share
 from dsbias.data.sources.registry import create_sources, expand_sources
 from dsbias.errors import UserError
 from dsbias.runs import RunDir, atomic_path, sha256_file, write_json
@@ -42,7 +42,8 @@ from dsbias.typedconfig import ConfigError, diff_keys, merge, to_dict
 logger = logging.getLogger(__name__)
 
 MANIFEST_VERSION = 3  # 3: rows carry ``group``
-__all__ = ["SPLITS", "Manifest", "ManifestError", "ShortSourceError", "build_manifest", "load_or_build_manifest"]
+__all__ = ["SPLITS", "Manifest", "ManifestError", "ShortSourceError", "build_manifest", "decode_share",
+           "load_or_build_manifest"]
 
 
 class ManifestError(UserError, ValueError):
@@ -123,11 +124,22 @@ class Manifest:
         return cls(sources=list(summary["sources"]), rows=rows, summary=summary)
 
 
-def build_manifest(data: DataConfig) -> Manifest:
+def decode_share(data: DataConfig, rank: int, world: int) -> Probed:
+    """Process ``rank`` of ``world``'s share of the decoding a manifest build needs (:func:`probe_share`).
+
+    A build across processes (or nodes): every process calls this, the shares are gathered (``accelerate``'s
+    ``gather_object``) and merged into one dict, and :func:`build_manifest` with ``known=`` that dict gives the
+    manifest a single process would build, decoding only what the shares did not cover.
+    """
+    return probe_share(data, create_sources(data), rank, world)
+
+
+def build_manifest(data: DataConfig, known: Probed | None = None) -> Manifest:
     """Sample every source, split train/val, de-duplicate and record native metadata.
 
     Args:
         data: The data config (sources, per-source counts, seed, pseudo, allow_fewer, dedup).
+        known: Items already decoded by the processes of a distributed build (:func:`decode_share`, merged).
 
     Returns:
         The manifest (not yet saved).
@@ -138,7 +150,7 @@ def build_manifest(data: DataConfig) -> Manifest:
     t0 = time.perf_counter()
     expanded = expand_sources(data)
     readers = create_sources(data)
-    d = draw(data, readers, create_group_lookup(data, readers))
+    d = draw(data, readers, create_group_lookup(data, readers), known)
     rows: list[dict[str, Any]] = []
     obtained: dict[str, dict[str, int]] = {}
     for split in SPLITS:
@@ -205,7 +217,7 @@ def _given_manifest(data: DataConfig, path: Path) -> Manifest:
     return given
 
 
-NOT_SAMPLING_KEYS = {"num_workers", "transform", "anatomy", "crop_pct"}
+NOT_SAMPLING_KEYS = {"num_workers", "cache_decoded", "transform", "anatomy", "crop_pct"}
 
 
 def _with_defaults(old: dict[str, Any]) -> dict[str, Any]:
@@ -217,7 +229,7 @@ def _with_defaults(old: dict[str, Any]) -> dict[str, Any]:
         return old
 
 
-def load_or_build_manifest(data: DataConfig, path: str | Path) -> Manifest:
+def load_or_build_manifest(data: DataConfig, path: str | Path, known: Probed | None = None) -> Manifest:
     """The manifest a run uses, saved at ``path`` (the run dir's ``manifest.jsonl``).
 
     With ``data.manifest`` set, that manifest (its sources checked against the config) is copied to ``path``.
@@ -241,7 +253,7 @@ def load_or_build_manifest(data: DataConfig, path: str | Path) -> Manifest:
             raise ManifestError(f"{path}: drawn with another data config ({', '.join('data.' + k for k in changed)} "
                                 "differs) (use a new run dir, or the data settings it was drawn with)")
         return manifest
-    manifest = build_manifest(data)
+    manifest = build_manifest(data, known)
     manifest.save(path)
     logger.info("manifest: %d rows, %s -> %s", len(manifest), manifest.summary["obtained"], path)
     return manifest

@@ -15,7 +15,7 @@ from __future__ import annotations
 import itertools
 import logging
 from collections import Counter, deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,23 +31,34 @@ logger = logging.getLogger(__name__)
 
 SPLITS = ("train", "val")
 Pick = tuple[str, str, ImageInfo]  # (origin source, item, info)
+Probed = dict[tuple[str, str], "ImageInfo | str"]  # (source, item) -> its info, or why it is unusable
 
 
 class ShortSourceError(UserError, RuntimeError):
     """A source has fewer usable images than the config asks for (or, with groups, a split got none)."""
 
 
+def first_chunk(n: int) -> int:
+    """Items decoded to find ``n`` usable ones: a little more than needed (a few fail; one round trip beats many)."""
+    return max(16, int(n * 1.1) + 4)
+
+
 class Stream:
     """Usable items of one source, in a given order, decoded on demand in chunks on a shared thread pool."""
 
-    def __init__(self, source: Source, order: Iterable[str], pool: ThreadPoolExecutor) -> None:
+    def __init__(self, source: Source, order: Iterable[str], pool: ThreadPoolExecutor,
+                 known: Mapping[tuple[str, str], ImageInfo | str] | None = None) -> None:
         self.source = source
+        self.known = known or {}  # items already decoded (by other processes): not decoded again
         self.it = iter(order)
         self.pool = pool
         self.ready: deque[Pick] = deque()
         self.skipped: Counter = Counter()
 
     def _probe(self, item: str) -> tuple[str, ImageInfo | str]:
+        hit = self.known.get((self.source.name, item))
+        if hit is not None:
+            return item, hit
         try:
             return item, self.source.read(item)[1]
         except DecodeError as e:
@@ -58,8 +69,7 @@ class Stream:
         out: list[Pick] = []
         while len(out) < n:
             if not self.ready:
-                # Decode a little more than needed: a few will fail, and one round trip beats many.
-                chunk = list(itertools.islice(self.it, max(16, int((n - len(out)) * 1.1) + 4)))
+                chunk = list(itertools.islice(self.it, first_chunk(n - len(out))))
                 if not chunk:
                     break
                 for item, res in self.pool.map(self._probe, chunk):
@@ -88,11 +98,11 @@ class Draw:
     group_summary: dict[str, Any] = field(default_factory=dict)
 
 
-def _streams(data: DataConfig, readers: dict[str, Source], pool: ThreadPoolExecutor):
+def _streams(data: DataConfig, readers: dict[str, Source], pool: ThreadPoolExecutor, known: Probed | None = None):
     """``(labels, stream_of)``: the labels and, per (label, split), the stream that feeds it."""
     if data.pseudo:
         (origin,) = readers
-        shared = Stream(readers[origin], readers[origin].sample_order(data.seed), pool)
+        shared = Stream(readers[origin], readers[origin].sample_order(data.seed), pool, known)
         labels = [f"{origin}-{j}" for j in range(data.pseudo)]
         return labels, {(lab, s): shared for lab in labels for s in SPLITS}
     out = {}
@@ -100,9 +110,9 @@ def _streams(data: DataConfig, readers: dict[str, Source], pool: ThreadPoolExecu
         split_order = getattr(src, "split_order", None)
         orders = {s: split_order(data.seed, s) for s in SPLITS} if split_order and data.official_split else {}
         if orders and all(o is not None for o in orders.values()):
-            out.update({(name, s): Stream(src, orders[s], pool) for s in SPLITS})
+            out.update({(name, s): Stream(src, orders[s], pool, known) for s in SPLITS})
         else:
-            shared = Stream(src, src.sample_order(data.seed), pool)
+            shared = Stream(src, src.sample_order(data.seed), pool, known)
             out.update({(name, s): shared for s in SPLITS})
     return list(readers), out
 
@@ -216,7 +226,31 @@ def _split_pools(data: DataConfig, labels: list[str], chosen: dict, stream_of: d
     return Draw(labels, chosen, {}, groups=group, group_summary=summary)
 
 
-def draw(data: DataConfig, readers: dict[str, Source], lookup: dict[str, Any] | None = None) -> Draw:
+def probe_share(data: DataConfig, readers: dict[str, Source], rank: int, world: int) -> Probed:
+    """Decode this process's share of the items a draw reads first: of each stream's first chunk (the items
+    :meth:`Stream.take` decodes for the initial fill), every ``world``-th one from position ``rank``.
+
+    The shares of all processes, merged, are the ``known`` of :func:`draw`: the draw then decodes only what the
+    first chunks did not cover (refills after failures or de-dup) and is the same draw as a single process's.
+    """
+    need = (data.pseudo or 1) * (data.per_source.train + data.per_source.val)
+    with ThreadPoolExecutor(max_workers=max(1, data.loader_workers() * 2)) as pool:
+        _, stream_of = _streams(data, readers, pool)
+        out: Probed = {}
+        seen: set[int] = set()
+        for (lab, split), st in stream_of.items():
+            if id(st) in seen:  # a stream shared by both splits (or by pseudo-sources) is read once
+                continue
+            seen.add(id(st))
+            official = stream_of[(lab, "train")] is not stream_of[(lab, "val")]
+            n = (data.per_source.train if split == "train" else data.per_source.val) if official else need
+            mine = list(itertools.islice(st.it, first_chunk(n)))[rank::world]
+            out.update({(st.source.name, item): res for item, res in pool.map(st._probe, mine)})
+    return out
+
+
+def draw(data: DataConfig, readers: dict[str, Source], lookup: dict[str, Any] | None = None,
+         known: Probed | None = None) -> Draw:
     """Sample every source, split train/val, de-duplicate (``data.dedup``) and refill.
 
     Args:
@@ -224,13 +258,14 @@ def draw(data: DataConfig, readers: dict[str, Source], lookup: dict[str, Any] | 
         readers: The sources by name.
         lookup: Per source, ``item -> group id`` (:func:`dsbias.data.groups.create_group_lookup`); with it, the
             split is by group.
+        known: Items already decoded (:func:`probe_share` of every process, merged); the result is the same.
 
     Raises:
         ShortSourceError: A source has too few usable images and ``allow_fewer`` is off, or its groups cannot
             be split.
     """
     with ThreadPoolExecutor(max_workers=max(1, data.loader_workers() * 2)) as pool:
-        labels, stream_of = _streams(data, readers, pool)
+        labels, stream_of = _streams(data, readers, pool, known)
         chosen = _initial(data, labels, stream_of) if lookup is None else _pools(data, labels, stream_of)
         target = {(lab, s): len(chosen[lab][s]) for lab in labels for s in SPLITS}
         found: dict[str, str] = {}  # sha1 -> kind of every group found in any pass

@@ -3,7 +3,8 @@ these files.
 
 A features directory holds, for each split in ``{train, val}``::
 
-    {split}_features.npy   float32 [N, D]  raw pooled features (not normalised; each probe normalises itself)
+    {split}_features.npy   float32 [N, D]  raw pooled features (not normalised; each probe normalises itself);
+                                           float16 when meta["dtype"] says so (half the disk and page cache)
     {split}_labels.npy     int64   [N]     source ids (index into meta["sources"])
     {split}_index.npy      int64   [N]     manifest rows, ascending (row i of features is manifest row index[i])
     {split}_groups.npy     int64   [N]     optional: group code of each row (images that belong together, codes
@@ -26,6 +27,7 @@ written when it is rerun (:func:`completed_blocks`) and merges them at the end (
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +40,8 @@ from dsbias.runs import RunDir, atomic_path, read_json, save_npy, write_json
 FORMAT_VERSION = 1
 SPLITS = ("train", "val")
 META = "meta.json"
+DTYPES = ("float32", "float16")  # feature dtypes on disk; meta["dtype"] names the one a directory holds
+READ_ROWS = 65536  # rows per block read by row_blocks and the finiteness check
 
 
 class FeatureError(UserError, ValueError):
@@ -96,9 +100,33 @@ class FeatureSet:
 # ----------------------------------------------------------------------------------------------------------
 
 
-def write_split(root: str | Path, split: str, features: np.ndarray, labels: np.ndarray, index: np.ndarray) -> None:
-    """Atomically write one split's three arrays (already complete, in manifest order)."""
-    save_npy(split_file(root, split, "features"), np.ascontiguousarray(features, dtype=np.float32))
+def write_split(root: str | Path, split: str, features: np.ndarray, labels: np.ndarray, index: np.ndarray,
+                dtype: str = "float32") -> None:
+    """Atomically write one split's three arrays (already complete, in manifest order); ``dtype`` in
+    :data:`DTYPES` is the features' dtype on disk, to be recorded as ``meta["dtype"]`` by :func:`write_meta`."""
+    if dtype not in DTYPES:
+        raise ValueError(f"feature dtype {dtype!r}: expected one of {DTYPES}")
+    save_npy(split_file(root, split, "features"), np.ascontiguousarray(features, dtype=dtype))
+    save_npy(split_file(root, split, "labels"), np.asarray(labels, dtype=np.int64))
+    save_npy(split_file(root, split, "index"), np.asarray(index, dtype=np.int64))
+
+
+def write_split_blocks(root: str | Path, split: str, shape: tuple[int, int], blocks: Iterator[np.ndarray],
+                       labels: np.ndarray, index: np.ndarray, dtype: str = "float32") -> None:
+    """Write one split whose features arrive as consecutive row blocks (memory-mapped output, one block in RAM):
+    for matrices larger than memory. Same files and checks as :func:`write_split`."""
+    if dtype not in DTYPES:
+        raise ValueError(f"feature dtype {dtype!r}: expected one of {DTYPES}")
+    with atomic_path(split_file(root, split, "features"), suffix=".npy") as tmp:
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=shape)
+        lo = 0
+        for block in blocks:
+            out[lo:lo + len(block)] = block
+            lo += len(block)
+        if lo != shape[0]:
+            raise ValueError(f"{split}: {lo} rows written, {shape[0]} declared")
+        out.flush()
+        del out
     save_npy(split_file(root, split, "labels"), np.asarray(labels, dtype=np.int64))
     save_npy(split_file(root, split, "index"), np.asarray(index, dtype=np.int64))
 
@@ -189,8 +217,8 @@ def remove_parts(root: str | Path) -> None:
 
 
 def write_meta(root: str | Path, meta: dict[str, Any]) -> None:
-    """Write ``meta.json`` last: its presence marks the directory complete."""
-    write_json(Path(root) / META, {"format_version": FORMAT_VERSION, **meta})
+    """Write ``meta.json`` last: its presence marks the directory complete (``dtype`` defaults to float32)."""
+    write_json(Path(root) / META, {"format_version": FORMAT_VERSION, "dtype": "float32", **meta})
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -212,6 +240,30 @@ def find_features_dir(path: str | Path) -> Path:
     raise FeatureError(f"{p}: no {META} here or in {p / 'features'} (run ssl/extract.py first?)")
 
 
+def read_rows(features: np.ndarray, lo: int, hi: int, native: bool = False) -> np.ndarray:
+    """Rows ``lo:hi`` of ``features [N, D]`` as a new array ``[hi - lo, D]``: float32, or with ``native`` the
+    dtype on disk (float16 rows are half the bytes; torch converts them much faster than numpy does).
+
+    A memory-mapped file is read with a plain file read, not through the map: pages touched through a map count
+    in the process's resident memory until the kernel reclaims them, so a pass over a 3 GB memmap would show
+    3 GB of RSS; a read leaves them in the page cache only. Memory stays one block whatever ``N``.
+    """
+    hi = min(hi, features.shape[0])
+    if isinstance(features, np.memmap) and features.filename and features.flags.c_contiguous:
+        row = features.shape[1] * features.dtype.itemsize
+        block = np.fromfile(features.filename, dtype=features.dtype, count=(hi - lo) * features.shape[1],
+                            offset=features.offset + lo * row).reshape(hi - lo, features.shape[1])
+        return block if native else block.astype(np.float32, copy=False)
+    return np.array(features[lo:hi], dtype=None if native else np.float32)  # always a copy
+
+
+def row_blocks(features: np.ndarray, block: int = READ_ROWS, native: bool = False) -> Iterator[tuple[int, np.ndarray]]:
+    """``(first row, rows [<= block, D])`` over ``features [N, D]`` in order, one block in RAM at a time
+    (float32, or the dtype on disk with ``native``)."""
+    for lo in range(0, features.shape[0], block):
+        yield lo, read_rows(features, lo, lo + block, native)
+
+
 def _check_split(root: Path, split: str, meta: dict[str, Any], mmap: bool) -> FeatureSplit:
     arrays = {}
     for part in ("features", "labels", "index"):
@@ -226,8 +278,11 @@ def _check_split(root: Path, split: str, meta: dict[str, Any], mmap: bool) -> Fe
     name = split_file(root, split, "features")
     if x.ndim != 2:
         raise FeatureError(f"{name}: expected [N, D], got shape {x.shape}")
-    if x.dtype != np.float32:
-        raise FeatureError(f"{name}: dtype {x.dtype}, expected float32")
+    dtype = meta.get("dtype", "float32")
+    if dtype not in DTYPES:
+        raise FeatureError(f"{root / META}: dtype {dtype!r}, expected one of {', '.join(DTYPES)}")
+    if x.dtype != np.dtype(dtype):
+        raise FeatureError(f"{name}: dtype {x.dtype}, but {META} says {dtype}; re-extract or fix {META}")
     if x.shape[1] != meta["dim"]:
         raise FeatureError(f"{name}: dim {x.shape[1]} but {META} says {meta['dim']}")
     if y.shape != (x.shape[0],) or idx.shape != (x.shape[0],):
@@ -238,10 +293,10 @@ def _check_split(root: Path, split: str, meta: dict[str, Any], mmap: bool) -> Fe
         raise FeatureError(f"{split_file(root, split, 'labels')}: labels outside 0..{len(meta['sources']) - 1}")
     if x.shape[0] > 1 and np.any(np.diff(idx) <= 0):
         raise FeatureError(f"{split_file(root, split, 'index')}: rows not in strictly ascending manifest order")
-    # Chunked so a memory-mapped file of millions of rows is checked without loading it at once.
-    for start in range(0, x.shape[0], 65536):
-        if not np.isfinite(x[start:start + 65536]).all():
-            raise FeatureError(f"{name}: NaN or inf in rows {start}..{min(start + 65536, x.shape[0]) - 1}")
+    # Block by block, so a memory-mapped file of millions of rows is checked without holding it in RAM.
+    for start, rows in row_blocks(x):
+        if not np.isfinite(rows).all():
+            raise FeatureError(f"{name}: NaN or inf in rows {start}..{start + len(rows) - 1}")
     groups = None
     gfile = split_file(root, split, "groups")
     if gfile.is_file():

@@ -6,12 +6,12 @@ import logging
 from typing import Any
 
 from accelerate import Accelerator
-from accelerate.utils import set_seed
+from accelerate.utils import gather_object, set_seed
 from torch import nn
 
 from dsbias.anatomy.transforms import create_anatomy_transforms
 from dsbias.config import Config
-from dsbias.data.manifest import Manifest, load_or_build_manifest
+from dsbias.data.manifest import Manifest, decode_share, load_or_build_manifest
 from dsbias.data.views import IMAGENET_MEAN, IMAGENET_STD
 from dsbias.engine.loop import create_accelerator
 from dsbias.engine.together import main_first
@@ -47,11 +47,17 @@ def build_data(cfg: Config, run: RunDir, accelerator: Accelerator) -> Manifest:
 
     The others wait in a patient collective (:func:`~dsbias.engine.together.main_first`: hours, not the
     default 10 minutes, for a build over millions of images), and a data error on the main process stops them
-    all with its line.
+    all with its line. With several processes (and nodes) a new manifest is decoded by all of them: each decodes
+    its share of the images the draw reads (:func:`decode_share`), the shares are gathered, and the main process
+    builds the manifest a single process would, from them.
     """
+    known = None
+    if accelerator.num_processes > 1 and not cfg.data.manifest and not run.manifest.exists():
+        shares = gather_object([decode_share(cfg.data, accelerator.process_index, accelerator.num_processes)])
+        known = {k: v for share in shares for k, v in share.items()} if accelerator.is_main_process else None
 
     def build() -> Manifest:
-        manifest = load_or_build_manifest(cfg.data, run.manifest)
+        manifest = load_or_build_manifest(cfg.data, run.manifest, known)
         JsonlLog(run.log).write(event="manifest", sources=manifest.sources, obtained=manifest.summary["obtained"],
                                 skipped=manifest.summary["skipped"])
         return manifest

@@ -15,12 +15,12 @@ import logging
 import math
 from typing import Any
 
-import faiss
 import numpy as np
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
 from dsbias.errors import UserError
 from dsbias.features.store import FeatureSet
+from dsbias.probes.faiss_build import faiss, require_faiss
 from dsbias.probes.knn import normalized
 from dsbias.probes.labels import check_labels
 from dsbias.probes.result import group_notes
@@ -172,6 +172,7 @@ def run_cluster(fs: FeatureSet, ks: list[int] | None = None, split: str = "all",
     ks = list(ks or [len(fs.sources)])
     if split not in ("all", "train", "val"):
         raise UserError(f"--split {split}: use all, train or val")
+    require_faiss()
     warnings = check_labels(fs, splits=("train", "val") if split == "all" else (split,), supervised=False)
     x, y, groups = rows_of(fs, split, max_rows, seed)
     total = sum(len(p) for p in ([fs.train, fs.val] if split == "all" else [getattr(fs, split)]))

@@ -1,4 +1,5 @@
-"""Weighted kNN probe on cached features (DINO protocol), searched with faiss on CPU or GPU.
+"""Weighted kNN probe on cached features (DINO protocol), searched exactly with faiss (CPU or GPU) or, on CPU,
+with a torch matmul + top-k when that is faster on the machine at hand (:mod:`.search`).
 
 Protocol (DINO ``eval_knn.py``): L2-normalise train and val features, cosine similarity = inner product, the
 k nearest train rows vote for their source with weight ``exp(sim / T)``; k=20, T=0.07 by default. Several k are
@@ -14,32 +15,23 @@ import numpy as np
 import torch
 
 from dsbias.errors import UserError
-from dsbias.features.store import FeatureSet
+from dsbias.features.store import FeatureSet, read_rows
 from dsbias.log import progress as progress_bar
 from dsbias.probes.faiss_build import faiss, require_faiss
 from dsbias.probes.labels import check_labels
 from dsbias.probes.result import group_notes
+from dsbias.probes.search import DB_BLOCK, choose_engine, normalized, torch_bank, torch_search
 from dsbias.stats import classification_report
 
 log = logging.getLogger(__name__)
 
 GPU_MAX_K = 2048  # faiss GPU k-selection limit (GPU_MAX_SELECTION_K)
 ADD_CHUNK = 65536  # base rows normalised and added per step: bounds the float32 copy of a memmapped bank
-# Bank rows per BLAS block in faiss's CPU flat search (faiss default 1024). Each block ends in an OpenMP barrier;
-# on a shared CPU 4096 was ~25% faster (fewer barriers), on an idle one the same (tools/bench_probes.py).
-DB_BLOCK = 4096
 
 
 def gpu_available() -> bool:
     """True when this faiss build has GPU support and sees at least one GPU."""
     return faiss is not None and hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0
-
-
-def normalized(x: np.ndarray) -> np.ndarray:
-    """L2-normalised float32 C-contiguous copy of ``x [N, D]`` (never modifies a memmap in place)."""
-    out = np.array(x, dtype=np.float32, order="C", copy=True)
-    faiss.normalize_L2(out)
-    return out
 
 
 def create_index(bank: np.ndarray, backend: str, progress: bool = False,
@@ -94,7 +86,9 @@ def fill_shards(bank: np.ndarray, shards: list[faiss.Index], progress: bool = Fa
     chunks = [(s, a, min(a + ADD_CHUNK, bounds[s + 1])) for s in range(len(shards))
               for a in range(bounds[s], bounds[s + 1], ADD_CHUNK)]
     for s, a, b in progress_bar(chunks, desc="kNN bank", disable=not progress, leave=False):
-        shards[s].add(normalized(bank[a:b]))
+        block = read_rows(bank, a, b)  # a float32 copy read from the file (not through the map)
+        faiss.normalize_L2(block)
+        shards[s].add(block)
     if len(shards) == 1:
         index = shards[0]
     else:
@@ -108,7 +102,7 @@ def fill_shards(bank: np.ndarray, shards: list[faiss.Index], progress: bool = Fa
 
 def knn_search(
     bank: np.ndarray, queries: np.ndarray, k: int, backend: str = "cpu", query_chunk: int = 4096,
-    progress: bool = False,
+    progress: bool = False, engine: str = "faiss",
 ) -> tuple[np.ndarray, np.ndarray]:
     """Exact cosine top-k of every query row among the bank rows.
 
@@ -119,6 +113,7 @@ def knn_search(
         backend: ``"cpu"`` or ``"gpu"``.
         query_chunk: Queries per search call; bounds the float32 copy and the ``[chunk, k]`` results.
         progress: Show progress bars.
+        engine: On CPU, ``faiss`` or ``torch`` (:func:`dsbias.probes.search.torch_search`); same neighbours.
 
     Returns:
         ``sims [Q, k]`` float32 (descending) and ``idx [Q, k]`` int64 bank rows.
@@ -128,6 +123,8 @@ def knn_search(
         raise UserError(f"k={k} must be in 1..{n} (bank size)")
     if backend == "gpu" and k > GPU_MAX_K:
         raise UserError(f"k={k} exceeds the faiss GPU limit {GPU_MAX_K}")
+    if backend == "cpu" and engine == "torch":
+        return torch_search(torch_bank(bank), queries, k)
     index = create_index(bank, backend, progress)
     sims = np.empty((q, k), dtype=np.float32)
     idx = np.empty((q, k), dtype=np.int64)
@@ -175,7 +172,7 @@ def resolve_backend(requested: str, max_k: int, notes: list[str]) -> str:
 
 def run_knn(
     fs: FeatureSet, ks: list[int] | tuple[int, ...] = (20,), temperature: float = 0.07, device: str = "auto",
-    query_chunk: int = 4096, threads: int | None = None, progress: bool = True,
+    query_chunk: int = 4096, threads: int | None = None, progress: bool = True, engine: str = "auto",
 ) -> tuple[dict[str, Any], np.ndarray]:
     """kNN probe of val against train: one search at the largest k, a report per k.
 
@@ -187,6 +184,7 @@ def run_knn(
         query_chunk: Queries per faiss search call.
         threads: faiss OpenMP threads (``None``: faiss default).
         progress: Progress bars.
+        engine: CPU search engine, ``auto`` (the faster of faiss and torch here, measured), ``faiss`` or ``torch``.
 
     Returns:
         A JSON-ready dict (the primary k's ``classification_report`` fields plus ``per_k``, ``k``, ``backend``,
@@ -209,9 +207,11 @@ def run_knn(
     backend = resolve_backend(device, max(ks_eff), notes)
     if threads:
         faiss.omp_set_num_threads(threads)
-    log.info("kNN: %d train x %d val, d=%d, k=%s, T=%g, faiss %s", n_train, n_val, fs.dim, ks_eff, temperature,
-             backend)
-    sims, idx = knn_search(fs.train.features, fs.val.features, max(ks_eff), backend, query_chunk, progress)
+    if backend == "cpu":
+        engine = choose_engine(engine, n_train, n_val, fs.dim, max(ks_eff), notes)
+    log.info("kNN: %d train x %d val, d=%d, k=%s, T=%g, %s on %s", n_train, n_val, fs.dim, ks_eff, temperature,
+             engine if backend == "cpu" else "faiss", backend)
+    sims, idx = knn_search(fs.train.features, fs.val.features, max(ks_eff), backend, query_chunk, progress, engine)
     neighbour_labels = fs.train.labels[idx]  # [Q, K]
     per_k, preds = {}, {}
     for k_req, k in zip(ks, ks_eff):

@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -23,51 +22,36 @@ from dsbias.errors import UserError
 from dsbias.features.store import FeatureSet
 from dsbias.probes.labels import check_labels
 from dsbias.probes.result import group_notes
+from dsbias.probes.rows import Standardizer, StreamedRows, batches
 from dsbias.stats import classification_report, mean_std
 
 log = logging.getLogger(__name__)
 
-BN_EPS = 1e-6  # MAE's BatchNorm1d(eps=1e-6)
-CHUNK = 65536  # rows per step when reading memmapped features
+# Above this many bytes of float32 train features, the fit streams them from the file (StreamedRows) instead of
+# holding them in RAM: 2 GiB is ~700k rows at d=768, well inside a laptop; the streamed fit reads the file once
+# per loss evaluation (page cache permitting), so it is slower, but its memory is one block.
+STREAM_BYTES = 2 << 30
 WD_GRID = (1e-2, 1e-3, 1e-4, 1e-5, 1e-6, 1e-7)  # strongest first: each fit warm-starts the next (a path)
 TOL_GRAD = 1e-4  # stop at max |gradient| of the mean loss <= 1e-4: scikit-learn's default ``tol`` for lbfgs
 
 
-@dataclass
-class Standardizer:
-    """Train-set mean and std ``[D]`` (float64 accumulation, BN's biased variance + eps)."""
+Rows = torch.Tensor | StreamedRows  # standardised train rows: in RAM, or read block by block
 
-    mean: np.ndarray
-    std: np.ndarray
 
-    @classmethod
-    def fit(cls, x: np.ndarray) -> Standardizer:
-        s = np.zeros(x.shape[1]), np.zeros(x.shape[1])
-        for start in range(0, x.shape[0], CHUNK):
-            c = np.asarray(x[start:start + CHUNK], dtype=np.float64)
-            s = s[0] + c.sum(0), s[1] + (c * c).sum(0)
-        mean = s[0] / x.shape[0]
-        var = np.maximum(s[1] / x.shape[0] - mean * mean, 0.0)
-        return cls(mean=mean, std=np.sqrt(var + BN_EPS))
-
-    def apply(self, x: np.ndarray, device: torch.device) -> torch.Tensor:
-        """Standardised float32 tensor ``[N, D]`` on ``device``, built chunk by chunk from a memmap."""
-        out = torch.empty(x.shape, dtype=torch.float32, device=device)
-        mean, std = torch.from_numpy(self.mean).float(), torch.from_numpy(self.std).float()
-        for start in range(0, x.shape[0], CHUNK):
-            c = torch.from_numpy(np.array(x[start:start + CHUNK], dtype=np.float32))  # writable copy of memmap rows
-            out[start:start + c.shape[0]] = ((c - mean) / std).to(device)
-        return out
+def take(x: Rows, rows: torch.Tensor) -> Rows:
+    """``x[rows]`` for either kind of rows (``rows`` sorted)."""
+    return x.subset(rows) if isinstance(x, StreamedRows) else x[rows]
 
 
 def fit_linear(
-    x: torch.Tensor, y: torch.Tensor, num_classes: int, weight_decay: float, max_iter: int = 100,
+    x: Rows, y: torch.Tensor, num_classes: int, weight_decay: float, max_iter: int = 100,
     init: nn.Linear | None = None,
 ) -> tuple[nn.Linear, int]:
     """Minimise ``mean CE(x W^T + b, y) + wd/2 ||W||^2`` with full-batch L-BFGS.
 
     Args:
-        x: ``[N, D]`` standardised features.
+        x: ``[N, D]`` standardised features, a tensor or :class:`StreamedRows` (then the loss and gradient are
+            summed block by block inside the L-BFGS closure: the same objective, one block in memory).
         y: ``[N]`` int64 labels.
         num_classes: Output width C (explicit: a class may be missing from a slice).
         weight_decay: L2 strength on the weights (not the bias), per sample (sklearn ``C = 1 / (wd * N)``).
@@ -77,6 +61,7 @@ def fit_linear(
     Returns:
         The fitted ``nn.Linear(D, C)`` and the number of loss evaluations.
     """
+    n = x.shape[0]
     head = nn.Linear(x.shape[1], num_classes).to(x.device)
     with torch.no_grad():
         if init is None:
@@ -92,9 +77,18 @@ def fit_linear(
         nonlocal evals
         evals += 1
         opt.zero_grad()
-        loss = nn.functional.cross_entropy(head(x), y) + 0.5 * weight_decay * head.weight.square().sum()
-        loss.backward()
-        return loss
+        if isinstance(x, torch.Tensor):
+            loss = nn.functional.cross_entropy(head(x), y) + 0.5 * weight_decay * head.weight.square().sum()
+            loss.backward()
+            return loss
+        total = 0.5 * weight_decay * head.weight.square().sum()
+        total.backward()
+        total = total.detach()
+        for lo, xb in x.blocks():  # mean CE = sum over blocks of (block's summed CE) / N; gradients accumulate
+            part = nn.functional.cross_entropy(head(xb), y[lo:lo + xb.shape[0]], reduction="sum") / n
+            part.backward()
+            total = total + part.detach()
+        return total
 
     loss = opt.step(closure)
     assert torch.isfinite(loss), f"linear probe loss is {loss.item()} (wd={weight_decay})"
@@ -102,11 +96,19 @@ def fit_linear(
 
 
 @torch.no_grad()
-def evaluate(head: nn.Linear, x: torch.Tensor, y: torch.Tensor | None = None) -> tuple[np.ndarray, float]:
+def evaluate(head: nn.Linear, x: Rows, y: torch.Tensor | None = None) -> tuple[np.ndarray, float]:
     """Predictions ``[N]`` and, when labels are given, the unregularised mean log-loss (else NaN)."""
-    logits = head(x)  # [N, C]
-    loss = nn.functional.cross_entropy(logits, y).item() if y is not None else float("nan")
-    return logits.argmax(1).cpu().numpy(), loss
+    if isinstance(x, torch.Tensor):
+        logits = head(x)  # [N, C]
+        loss = nn.functional.cross_entropy(logits, y).item() if y is not None else float("nan")
+        return logits.argmax(1).cpu().numpy(), loss
+    preds, loss = [], 0.0
+    for lo, xb in batches(x):
+        logits = head(xb)  # [B, C]
+        preds.append(logits.argmax(1).cpu().numpy())
+        if y is not None:
+            loss += nn.functional.cross_entropy(logits, y[lo:lo + xb.shape[0]], reduction="sum").item()
+    return np.concatenate(preds), loss / x.shape[0] if y is not None else float("nan")
 
 
 def sklearn_linear(x: torch.Tensor, y: torch.Tensor, num_classes: int, weight_decay: float,
@@ -145,13 +147,13 @@ def holdout_split(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.nd
 
 
 def probe_once(
-    x: torch.Tensor, y: torch.Tensor, x_val: torch.Tensor, num_classes: int, seed: int,
+    x: Rows, y: torch.Tensor, x_val: Rows, num_classes: int, seed: int,
     grid: Sequence[float] = WD_GRID, holdout: float = 0.15, max_iter: int = 100, sklearn: bool = False,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Choose weight decay on a held-out slice of train, refit on all of train, predict val once.
 
     Args:
-        x: ``[N, D]`` standardised train features; ``y``: ``[N]`` labels.
+        x: ``[N, D]`` standardised train features (tensor or :class:`StreamedRows`); ``y``: ``[N]`` labels.
         x_val: ``[M, D]`` standardised val features (its labels never enter this function).
         num_classes: Number of sources.
         seed: Seeds the held-out slice.
@@ -165,7 +167,7 @@ def probe_once(
     """
     t0 = time.perf_counter()
     fit_rows, hold_rows = (torch.as_tensor(r, device=x.device) for r in holdout_split(x.shape[0], holdout, seed))
-    x_fit, y_fit, x_hold, y_hold = x[fit_rows], y[fit_rows], x[hold_rows], y[hold_rows]
+    x_fit, y_fit, x_hold, y_hold = take(x, fit_rows), y[fit_rows], take(x, hold_rows), y[hold_rows]
     selection, heads, head = [], {}, None
     for wd in sorted(grid, reverse=True):
         if sklearn:
@@ -197,11 +199,27 @@ def resolve_device(requested: str) -> torch.device:
     return torch.device(requested)
 
 
+def rows_for(features: np.ndarray, std: Standardizer, dev: torch.device, stream: bool | None,
+             sklearn: bool) -> Rows:
+    """The standardised rows of ``features`` in RAM, or streamed (:class:`StreamedRows`) when asked or too big."""
+    if stream is None:
+        stream = features.shape[0] * features.shape[1] * 4 > STREAM_BYTES
+        if stream:
+            log.info("linear: %d x %d features streamed from file (> %d GiB as float32)", *features.shape,
+                     STREAM_BYTES >> 30)
+    if stream and sklearn:
+        raise UserError("--sklearn needs the features in RAM; drop --sklearn or --stream")
+    return StreamedRows(features, std, dev) if stream else std.apply(features, dev)
+
+
 def run_linear(
     fs: FeatureSet, seeds: int = 1, seed: int = 0, grid: Sequence[float] = WD_GRID, holdout: float = 0.15,
-    max_iter: int = 100, device: str = "auto", sklearn: bool = False,
+    max_iter: int = 100, device: str = "auto", sklearn: bool = False, stream: bool | None = None,
 ) -> tuple[dict[str, Any], np.ndarray]:
     """Linear probe of val from train; repeated over ``seeds`` held-out slices.
+
+    ``stream``: read the standardised features from their files on every pass (bounded memory) instead of holding
+    them in RAM; ``None`` streams when train is above :data:`STREAM_BYTES` as float32.
 
     Returns:
         A JSON-ready dict (the first seed's ``classification_report`` fields plus ``seeds`` (per-seed top-1,
@@ -219,7 +237,8 @@ def run_linear(
     log.info("linear: %d train x %d val, d=%d, %s on %s, wd grid %s, %d seed(s)", len(fs.train), len(fs.val),
              fs.dim, "sklearn" if sklearn else "torch L-BFGS", dev, list(grid), seeds)
     std = Standardizer.fit(fs.train.features)
-    x, x_val = std.apply(fs.train.features, dev), std.apply(fs.val.features, dev)
+    x, x_val = rows_for(fs.train.features, std, dev, stream, sklearn), rows_for(fs.val.features, std, dev, stream,
+                                                                                sklearn)
     y = torch.as_tensor(np.array(fs.train.labels), device=dev)  # a copy: memmapped labels are read-only
     reports, runs, preds = [], [], []
     for s in range(seed, seed + seeds):

@@ -18,8 +18,10 @@ from typing import Any
 from dsbias.audit.baselines import run_baselines
 from dsbias.config import Config, load_config
 from dsbias.data.manifest import Manifest
+from dsbias.errors import UserError
 from dsbias.features.store import result_path
 from dsbias.runs import RunDir, read_json, write_json
+from dsbias.studies import cluster
 from dsbias.studies.catalogue import TINY_CLASSIFY, TINY_EXTRACT, TINY_SSL, Cell, StudyContext, build_cells
 
 logger = logging.getLogger(__name__)
@@ -71,6 +73,7 @@ def run_study(
     name: str, out: Path, cfg: Config, base: list[str], seeds: int = 1, tiny: bool = False,
     launcher: str = "", echo: Callable[[str], None] = print, baselines: bool = True,
     backbones: tuple[dict[str, Any], ...] = (), only: list[str] | None = None,
+    cluster_options: dict[str, Any] | None = None, run_launcher: str = "",
 ) -> list[dict[str, Any]]:
     """Run (or resume) every cell x seed of a study, then collect the result rows.
 
@@ -81,18 +84,26 @@ def run_study(
         base: Overrides passed to every run (the user's ``--config``/overrides, as given).
         seeds: Repeats per cell with seeds 0..N-1 (data resample + init).
         tiny: Use the tiny CPU preset.
-        launcher: Command prefix for training runs (default: this Python; e.g. ``accelerate launch``).
+        launcher: Command prefix for training runs (default: this Python; e.g. ``accelerate launch``), or
+            ``submitit``: every run a cluster job (:mod:`dsbias.studies.cluster`).
         echo: Where the live progress lines go.
         baselines: Also score the shortcut baselines (metadata-only, tiny image) on every run's data.
         backbones: The frozen backbones of the ``backbones`` study.
         only: Run (and report) only the rows with these labels (``reference``, ``canny``...).
+        cluster_options: With ``launcher="submitit"``: the executor's options (:func:`cluster.parse_options`).
+        run_launcher: With ``launcher="submitit"``: the training command prefix inside each job.
     """
     cells = build_cells(name, StudyContext(cfg.data.sources, tiny, backbones), only)
-    launch = shlex.split(launcher) if launcher else [sys.executable]
+    on_cluster = launcher == cluster.LAUNCHER
+    prefix = run_launcher if on_cluster else launcher
+    launch = shlex.split(prefix) if prefix else [sys.executable]
     jobs = [(c, s) for c in cells for s in range(seeds)]
     todo = [(c, s) for c, s in jobs if not is_complete(c, run_dir(out, c, s))]
     echo(f"study {name}: {len(jobs)} runs ({len(jobs) - len(todo)} already complete) -> {out}")
     t0, done_times = time.perf_counter(), []
+    if on_cluster and todo:
+        submit_to_cluster(todo, out, base, launch, tiny, cluster_options or {}, echo)
+        todo = []
     for i, (cell, seed) in enumerate(todo, 1):
         rdir = run_dir(out, cell, seed)
         rdir.mkdir(parents=True, exist_ok=True)
@@ -114,6 +125,25 @@ def run_study(
     rows = collect(name, cells, out, seeds)
     echo(f"study {name}: {len(todo)} runs in {(time.perf_counter() - t0) / 60:.1f} min, {len(rows)} result rows")
     return rows
+
+
+def submit_to_cluster(todo: list[tuple[Cell, int]], out: Path, base: list[str], launch: list[str], tiny: bool,
+                      options: dict[str, Any], echo: Callable[[str], None]) -> None:
+    """Every incomplete run as a cluster job; returns when all have ended.
+
+    Raises:
+        UserError: Some jobs failed (named, with their logs); a rerun submits only the incomplete runs.
+    """
+    specs = []
+    for cell, seed in todo:
+        rdir = run_dir(out, cell, seed)
+        rdir.mkdir(parents=True, exist_ok=True)
+        specs.append((rdir.name, commands(cell, rdir, seed, base, launch, tiny), RunDir.at(rdir).study_log))
+    failed = cluster.run_jobs(specs, out, options, REPO, echo)
+    if failed:
+        raise UserError(f"{len(failed)} of {len(specs)} cluster job(s) failed: {', '.join(failed)} (logs: "
+                        f"{out / 'runs'}/<run>/study.log, {out / 'slurm'}); rerun the same command to submit "
+                        "only the incomplete runs")
 
 
 def _row(cell: Cell, rdir: Path, seed: int, probe: str, res: dict[str, Any], cfg: Config) -> dict[str, Any]:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from dsbias.config import load_config
 from dsbias.data.dataset import MixedDataset
@@ -17,9 +18,13 @@ def toy_cfg(*over: str):
     return load_config(None, ["data=toy", "data.per_source={train: 40, val: 10}", *over])
 
 
-def folder_cfg(roots: dict[str, Path], *over: str):
+def cfg_overrides(roots: dict[str, Path], *over: str) -> list[str]:
     src = "[" + ", ".join(f"{{name: {n}, kind: folder, path: '{p}'}}" for n, p in roots.items()) + "]"
-    return load_config(None, [f"data.sources={src}", *over])
+    return [f"data.sources={src}", *over]
+
+
+def folder_cfg(roots: dict[str, Path], *over: str):
+    return load_config(None, cfg_overrides(roots, *over))
 
 
 def _corrupt_files(root: Path) -> None:
@@ -99,3 +104,26 @@ def test_manifest_records_native_metadata(image_folders):
     m = build_manifest(folder_cfg(image_folders, "data.per_source={train: 3, val: 1}").data)
     r = m.rows[0]
     assert (r["width"], r["height"], r["format"]) == (24, 24, "PNG") and r["bytes"] > 0
+
+
+def test_decoded_image_cache_reads_each_image_once_and_changes_nothing(image_folders):
+    from torchvision import transforms as T
+
+    cfg = folder_cfg(image_folders, "data.per_source={train: 8, val: 2}")
+    manifest = build_manifest(cfg.data)
+    aug = T.Compose([T.RandomResizedCrop(16), T.RandomHorizontalFlip(), T.PILToTensor()])
+    plain = MixedDataset.from_config(manifest, "train", aug, cfg.data)
+    cached = MixedDataset.from_config(manifest, "train", aug, folder_cfg(
+        image_folders, "data.per_source={train: 8, val: 2}", "data.cache_decoded=true").data)
+    reads = []
+    for reader in cached.readers.values():
+        real = reader.read
+        reader.read = lambda item, real=real: reads.append(item) or real(item)
+    for epoch in range(2):
+        for i in range(len(plain)):
+            torch.manual_seed(100 * epoch + i)  # the same random augmentation for both
+            a = plain[i]
+            torch.manual_seed(100 * epoch + i)
+            b = cached[i]
+            assert torch.equal(a[0], b[0]) and a[1] == b[1] and a[2] == b[2]
+    assert sorted(reads) == sorted(r["item"] for r in cached.rows)  # decoded once each, over two epochs

@@ -48,3 +48,24 @@ def test_single_source_and_missing_dir(tmp_path):
         load_features(tmp_path)
     with pytest.raises(FeatureError, match="no meta.json"):
         load_features(tmp_path / "nowhere")
+
+
+def test_float16_on_disk_is_declared_in_meta_and_read_as_float32(tmp_path):
+    from dsbias.features.store import read_rows, row_blocks
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(50, 8)).astype(np.float32)
+    for split in ("train", "val"):
+        write_split(tmp_path, split, x, rng.integers(0, 2, 50), np.arange(50), dtype="float16")
+    write_meta(tmp_path, {"dim": 8, "sources": ["a", "b"], "dtype": "float16"})
+    fs = load_features(tmp_path)
+    assert fs.train.features.dtype == np.float16
+    got = np.concatenate([b for _, b in row_blocks(fs.train.features, block=7)])
+    assert got.dtype == np.float32 and np.array_equal(got, x.astype(np.float16).astype(np.float32))
+    assert np.array_equal(read_rows(fs.val.features, 45, 99), got[45:])  # past the end: clipped like a slice
+    write_meta(tmp_path, {"dim": 8, "sources": ["a", "b"]})  # meta says float32 (the default): a mismatch
+    with pytest.raises(FeatureError, match="dtype float16, but meta.json says float32"):
+        load_features(tmp_path)
+    write_meta(tmp_path, {"dim": 8, "sources": ["a", "b"], "dtype": "int8"})
+    with pytest.raises(FeatureError, match="dtype 'int8'"):
+        load_features(tmp_path)
