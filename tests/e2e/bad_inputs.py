@@ -192,7 +192,9 @@ def case_sidecar_negative(r: Runner) -> tuple[Result, str | None]:
 
 def case_lock(r: Runner) -> tuple[Result, str | None]:
     out = r.path("lock/run")
-    args = ["--out", out, *TOY, *TINY_SSL, "train.samples=600", "train.save_every=20"]
+    # Long enough (1,000 steps) that the first is still training when the second has started, on a quiet box
+    # too (150 steps took 3.5 s there: the first finished before the second's Python was up).
+    args = ["--out", out, *TOY, *TINY_SSL, "train.samples=4000", "train.save_every=100"]
     first = r.start("ssl/pretrain.py", *args)
     log = out / "log.jsonl"
     t0 = time.time()
@@ -200,7 +202,7 @@ def case_lock(r: Runner) -> tuple[Result, str | None]:
         time.sleep(0.5)
     second = r.run("ssl/pretrain.py", *args, timeout=240)
     try:
-        o, e = first.communicate(timeout=300)
+        o, e = first.communicate(timeout=600)
     except subprocess.TimeoutExpired:
         first.kill()
         o, e = first.communicate()
