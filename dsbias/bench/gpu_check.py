@@ -20,15 +20,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from dsbias.bench.gpu_runs import row
 from dsbias.errors import UserError
 
 CHECKS = ("a", "b", "c", "d", "e", "f")
-
-
-def row(what: str, ok: bool | None, detail: str, seconds: float) -> dict[str, Any]:
-    """One result row; ``what`` starts with its check's letter; ``ok`` None means a measurement, not a test."""
-    return {"check": what.split()[0], "what": what.split(" ", 1)[1], "ok": ok, "detail": detail,
-            "seconds": round(float(seconds), 1)}
 
 
 def require_gpu() -> str:

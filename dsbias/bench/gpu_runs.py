@@ -2,7 +2,7 @@
 scripts (one subprocess per run, so each precision gets a fresh Accelerate state), and 2 processes vs 1 on one
 GPU for extraction and classification eval.
 
-Every function returns result rows (:func:`dsbias.bench.gpu_check.row`); a failure is a row with its error, never
+Every function returns result rows (:func:`row`); a failure is a row with its error, never
 an exception, so one run on a borrowed GPU always ends with the whole table.
 """
 
@@ -19,8 +19,6 @@ from typing import Any
 
 import numpy as np
 
-from dsbias.bench.gpu_check import row
-
 REPO = Path(__file__).resolve().parents[2]  # the scripts (ssl/, probe/) sit beside the package
 
 # (c): ~30 steps at 224 px; stopped at step 15 with a checkpoint, then resumed to 30.
@@ -35,6 +33,13 @@ METHODS = {
     "mocov3 resnet18": ("ssl/pretrain.py", ["method=mocov3", "model=resnet18", "optim=mocov3",
                                             "train.batch_size=32", "train.samples=960"]),
 }
+
+
+def row(what: str, ok: bool | None, detail: str, seconds: float) -> dict[str, Any]:
+    """One result row; ``what`` starts with its check's letter; ``ok`` None means a measurement, not a test."""
+    return {"check": what.split()[0], "what": what.split(" ", 1)[1], "ok": ok, "detail": detail,
+            "seconds": round(float(seconds), 1)}
+
 
 
 def script(path: str, *argv: str, timeout: float = 300, env: dict[str, str] | None = None) -> tuple[int, str, float]:

@@ -20,7 +20,14 @@ from PIL import Image
 from torch import nn
 
 from dsbias.errors import UserError
-from dsbias.models.frozen import FrozenBackbone, FrozenSettings, block_index, offline_hint, probe_dim, weights_record
+from dsbias.models.frozen_base import (
+    FrozenBackbone,
+    FrozenSettings,
+    block_index,
+    offline_hint,
+    probe_dim,
+    weights_record,
+)
 from dsbias.models.pooling import pool_map, pool_tokens
 from dsbias.models.preprocess import from_processor
 from dsbias.models.spec import BackboneSpec

@@ -20,7 +20,7 @@ from open_clip.pretrained import download_pretrained, get_pretrained_cfg
 from torch import nn
 
 from dsbias.errors import UserError
-from dsbias.models.frozen import (
+from dsbias.models.frozen_base import (
     FrozenBackbone,
     FrozenSettings,
     block_index,

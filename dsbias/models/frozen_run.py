@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dsbias.errors import UserError
 from dsbias.models.backbones import load_backbone
-from dsbias.models.frozen import FrozenBackbone, FrozenSettings, block_index, probe_dim, weights_record
+from dsbias.models.frozen_base import FrozenBackbone, FrozenSettings, block_index, probe_dim, weights_record
 from dsbias.models.frozen_timm import TIMM_POOL, TimmBlock, pool_name
 from dsbias.models.spec import BackboneSpec
 from dsbias.runs import RunDir

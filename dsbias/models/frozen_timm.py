@@ -21,7 +21,7 @@ from torch import nn
 
 from dsbias.errors import UserError
 from dsbias.models import convnext_tiny  # noqa: F401  (registers dsbias's tiny ConvNeXts with timm)
-from dsbias.models.frozen import (
+from dsbias.models.frozen_base import (
     FrozenBackbone,
     FrozenSettings,
     block_index,
