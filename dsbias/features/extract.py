@@ -188,10 +188,11 @@ def extract_features(
                         settings.stop_after, out)
         return False
     if accelerator.is_main_process:
+        codes = manifest.group_codes() if manifest.has_groups else None  # the probes resample whole val groups
         for split in SPLITS:
             store.publish_parts(out, split, dim, settings.block_rows, datasets[split].labels, datasets[split].index)
-            if manifest.has_groups:  # the probes' intervals and tests resample whole val groups
-                store.write_groups(out, split, manifest.group_codes()[np.asarray(datasets[split].index)])
+            if codes is not None:
+                store.write_groups(out, split, codes[np.asarray(datasets[split].index)])
         store.write_meta(out, full_meta)
         store.remove_parts(out)
         logger.info("features: %s (dim %d, %s)", out, dim, full_meta["counts"])

@@ -182,7 +182,10 @@ def column_value(source: HfSource, item: str, column: str) -> object:
     ds = source.opened[1]
     if column not in ds.column_names:
         raise KeyError(f"{source.root} (split '{source.opened[0]}') has no column '{column}'")
-    view = source.__dict__.setdefault(f"group_view_{column}", ds.with_format("arrow", columns=[column]))
+    key = f"group_view_{column}"  # one Arrow view of the column per source, not one per item
+    if key not in source.__dict__:
+        source.__dict__[key] = ds.with_format("arrow", columns=[column])
+    view = source.__dict__[key]
     return view[int(item.rsplit(":", 1)[1])].column(column)[0].as_py()
 
 
