@@ -119,7 +119,7 @@ def tiny_features(img: Image.Image) -> np.ndarray:
 
 def _tiny_matrix(manifest: Manifest, data: DataConfig, rows: list[dict], split: str, workers: int) -> np.ndarray:
     """Tiny features of ``rows`` (all from ``split``), read through the run's sources, in row order."""
-    ds = MixedDataset.from_config(manifest, split, tiny_features, data)
+    ds = MixedDataset.from_config(manifest, split, tiny_features, data, cache=False)  # one pass
     pos = {int(i): k for k, i in enumerate(ds.index)}
     with ThreadPoolExecutor(max(1, workers)) as pool:
         it = pool.map(lambda r: ds[pos[r["index"]]][0], rows)

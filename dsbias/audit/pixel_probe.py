@@ -46,7 +46,7 @@ def input_statistics(x: torch.Tensor) -> np.ndarray:
 def _features(
     manifest: Manifest, data: DataConfig, split: str, view: Any, workers: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    ds = MixedDataset.from_config(manifest, split, view, data)
+    ds = MixedDataset.from_config(manifest, split, view, data, cache=False)  # one pass
     with ThreadPoolExecutor(max(1, workers)) as pool:
         xs = list(pool.map(lambda i: ds[i][0], range(len(ds))))
     groups = manifest.group_codes()[ds.index] if manifest.has_groups else None

@@ -128,14 +128,15 @@ class _Decoded(torch.utils.data.Dataset):
         return self.transform(self.images[i]), torch.tensor(self.labels[i]), torch.tensor(i)
 
 
-def bare_file_loop(cfg: Config, manifest: Manifest, steps: int, warmup: int = 3) -> Timing:
-    """Seconds per step of a plain loop over file data: images decoded once into memory, the method's own
-    augmentation per sample in a DataLoader (same workers and batch), ``forward -> backward -> AdamW``."""
+def bare_file_loop(cfg: Config, manifest: Manifest, steps: int, interval: int = 1) -> Timing:
+    """Seconds per ``interval`` steps of a plain loop over file data: images decoded once into memory, the
+    method's own augmentation per sample in a DataLoader (same workers and batch), ``forward -> backward ->
+    AdamW``. Timed over whole intervals, as the engine logs its rate, so that waits for data count in both."""
     torch.manual_seed(cfg.train.seed)
     method = create_method(cfg, len(manifest.sources))
     data = _Decoded(MixedDataset.from_config(manifest, "train", method.create_train_transform(), cfg.data))
     loader = create_loader(data, cfg.train.batch_size, shuffle=True, seed=cfg.train.seed,
-                           num_workers=cfg.data.num_workers, drop_last=True)
+                           num_workers=cfg.data.loader_workers(), drop_last=True)
     optimizer = torch.optim.AdamW([p for p in method.parameters() if p.requires_grad],
                                   lr=learning_rate(cfg.optim, cfg.train), betas=tuple(cfg.optim.betas),
                                   weight_decay=cfg.optim.weight_decay)
@@ -154,9 +155,47 @@ def bare_file_loop(cfg: Config, manifest: Manifest, steps: int, warmup: int = 3)
         optimizer.zero_grad(set_to_none=True)
         return loss
 
-    timing, loss = time_it(one_step, repeat=steps, warmup=warmup)
+    def steps_of_one_interval() -> torch.Tensor:
+        return [one_step() for _ in range(interval)][-1]
+
+    # The first interval is untimed, as the engine's first logged one is left out (worker start-up).
+    timing, loss = time_it(steps_of_one_interval, repeat=max(1, steps // interval - 1), warmup=1)
     assert torch.isfinite(loss), f"bare file loop: loss {loss.item()}"
     return timing
+
+
+def loader_costs(cfg: Config, manifest: Manifest, n: int = 500) -> dict[str, float]:
+    """Milliseconds per image of each part of a loader worker's work, in this process, on one thread: decode
+    (:meth:`MixedDataset.decode_row`), the method's train augmentation, the per-sample seeding of
+    :class:`~dsbias.engine.order.SeededItems`, and ``torch.manual_seed`` (what that seeding would cost)."""
+    import random
+
+    import numpy as np
+
+    from dsbias.seeds import stable_seed
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as in a DataLoader worker
+    try:
+        method = create_method(cfg, len(manifest.sources))
+        data = MixedDataset.from_config(manifest, "train", method.create_train_transform(), cfg.data, cache=False)
+        rows = [data.row(i % len(data)) for i in range(n)]
+        images = [data.decode_row(r) for r in rows]  # warm the file cache
+
+        def seed_like_seeded_items() -> None:
+            for i in range(n):
+                s = stable_seed("sample", 0, 1, i)
+                random.seed(s)
+                np.random.seed(s % 2**32)
+                torch.default_generator.manual_seed(s)
+
+        parts = {"decode": lambda: [data.decode_row(r) for r in rows],
+                 "augment": lambda: [data.transform(img) for img in images],
+                 "seed": seed_like_seeded_items,
+                 "torch.manual_seed": lambda: [torch.manual_seed(i) for i in range(n)]}
+        return {name: time_it(fn, repeat=3)[0].median * 1000 / n for name, fn in parts.items()}
+    finally:
+        torch.set_num_threads(threads)
 
 
 def bench_engine_files(cfg: Config, steps: int, workdir: str | Path) -> dict[str, Any]:
@@ -167,10 +206,12 @@ def bench_engine_files(cfg: Config, steps: int, workdir: str | Path) -> dict[str
         c = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, cache_decoded=cache))
         r = bench_engine_only(c, steps, Path(workdir) / f"cache-{cache}")
         out[f"engine{'_cached' if cache else ''}_img_per_s"] = r
-    bare = bare_file_loop(cfg, Manifest.load(RunDir.at(Path(workdir) / "cache-False").manifest), steps)
-    out["bare_img_per_s"] = bare.rate(b)
+    interval = max(1, steps // 10)  # the engine's log interval (bench_engine_only)
+    bare = bare_file_loop(cfg, Manifest.load(RunDir.at(Path(workdir) / "cache-False").manifest), steps, interval)
+    out["bare_img_per_s"] = bare.rate(b * interval)
     out["ratio"] = out["engine_img_per_s"] / out["bare_img_per_s"]
     out["ratio_cached"] = out["engine_cached_img_per_s"] / out["bare_img_per_s"]
+    out["worker_ms_per_image"] = loader_costs(cfg, Manifest.load(RunDir.at(Path(workdir) / "cache-False").manifest))
     return out
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -32,6 +33,13 @@ from dsbias.runs import RunDir
 def run_bench(images: int, batch: int, workers: int, repeat: int, backbone: str, init: str,
               weights: str | None = None, folder: str | None = None) -> str:
     """Time the extraction, the loader alone and the bare loop; return the markdown report."""
+    return report(measure(images, batch, workers, repeat, backbone, init, weights, folder))
+
+
+def measure(images: int, batch: int, workers: int, repeat: int, backbone: str, init: str,
+            weights: str | None = None, folder: str | None = None) -> dict[str, Any]:
+    """Time the extraction, the loader alone and the bare loop over the same ``images``: their
+    :class:`~dsbias.bench.timer.Timing` (seconds per pass over all images) and what was run."""
     with tempfile.TemporaryDirectory(dir=folder) as tmp:
         root = Path(tmp)
         make_jpegs(root / "jpg", images)
@@ -65,9 +73,17 @@ def run_bench(images: int, batch: int, workers: int, repeat: int, backbone: str,
                     module(x)
 
         t_bare, _ = time_it(bare, repeat=repeat, warmup=1)
-    size = fb.record["image_size"]
-    lines = [f"Extraction of {n} JPEGs (~500 px, 2 folder sources) with `{backbone}` ({init} init, {size} px, "
-             f"dim {fb.record['dim']}), batch {batch}, {workers} loader workers, {accelerator.device}; "
+    return {"n": n, "backbone": backbone, "init": init, "image_size": fb.record["image_size"],
+            "dim": fb.record["dim"], "batch": batch, "workers": workers, "device": str(accelerator.device),
+            "repeat": repeat, "extract": t_extract, "loader": t_loader, "bare": t_bare}
+
+
+def report(r: dict[str, Any]) -> str:
+    """The markdown table of :func:`measure`'s figures."""
+    n, repeat, workers = r["n"], r["repeat"], r["workers"]
+    t_extract, t_loader, t_bare = r["extract"], r["loader"], r["bare"]
+    lines = [f"Extraction of {n} JPEGs (~500 px, 2 folder sources) with `{r['backbone']}` ({r['init']} init, "
+             f"{r['image_size']} px, dim {r['dim']}), batch {r['batch']}, {workers} loader workers, {r['device']}; "
              f"median of {repeat} after one warm-up (min-max in s):", "",
              "| | images/s | s per pass (min-max) |", "|---|---:|---|",
              f"| `ssl/extract.py` loop (decode, model preprocessing, forward, part files, publish) | "

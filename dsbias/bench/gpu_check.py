@@ -204,7 +204,7 @@ def check_linear_memory(n: int = 3_000_000, d: int = 768) -> list[dict[str, Any]
     fs = FeatureSet(root=Path("."), meta={"sources": ["a", "b", "c"], "dim": d},
                     train=FeatureSplit(x, y, np.arange(n)), val=FeatureSplit(xv, yv, np.arange(n // 20)))
     torch.cuda.reset_peak_memory_stats()
-    res = run_linear(fs, grid=(1e-4, 1e-2), max_iter=50, device="cuda")
+    res, _ = run_linear(fs, grid=(1e-4, 1e-2), max_iter=50, device="cuda")
     peak = torch.cuda.max_memory_allocated() / 2**30
     total = torch.cuda.get_device_properties(0).total_memory / 2**30
     return [row(f"f linear probe {n // 1000}k x {d}", peak < total, f"peak {peak:.1f} GiB of {total:.0f} GiB, "

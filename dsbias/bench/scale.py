@@ -8,10 +8,15 @@ Stages (each optional):
   rate measured in the same run.
 - **Linear**: the streamed (bounded-memory) L-BFGS fit over the same file: seconds per loss + gradient pass, and
   the full protocol's time extrapolated from the number of passes it takes on a subsample held in RAM.
+- **Cluster**: the clustering probe's own :func:`~dsbias.probes.cluster.run_cluster` (k = S, its default
+  subsample of whole groups beyond 200k rows, faiss spherical k-means, group-permutation null).
+- **Extraction**: ``ssl/extract.py``'s loop (:func:`dsbias.bench.extract.measure`) on ~500-px JPEGs, with the
+  loader alone beside it: the per-core decode rate bounds what a GPU node's CPUs can feed its GPUs.
 - **Manifest build** over a generated webdataset of small JPEGs: items/s with 1 and 2 processes (each decoding
   its share, merged into the single-process manifest), and the extrapolation to 3M images on a 64-core node.
 
-Peak RSS is sampled from ``/proc/self/statm`` during each stage (:class:`PeakRSS`): ``ru_maxrss`` only grows, so
+Peak RSS, all of it and the process's own, is sampled from ``/proc/self/statm`` during each stage
+(:class:`PeakRSS`): ``ru_maxrss`` only grows, so
 it cannot tell the stages of one process apart.
 """
 
@@ -30,6 +35,7 @@ import torch
 
 from dsbias.bench.probes import matmul_rate
 from dsbias.features.store import load_features, write_meta, write_split_blocks
+from dsbias.probes.cluster import run_cluster
 from dsbias.probes.knn import run_knn
 from dsbias.probes.linear import fit_linear, probe_once
 from dsbias.probes.rows import Standardizer, StreamedRows
@@ -39,23 +45,31 @@ BLOCK = 65536  # rows generated and written per block
 
 
 class PeakRSS:
-    """Context manager: the highest resident set size (bytes) of this process while it is open, sampled."""
+    """Context manager: the highest resident set size (bytes) of this process while it is open, sampled.
+
+    ``peak`` counts every resident page, the pages of memory-mapped feature files included (page cache that the
+    kernel reads ahead and can drop at will); ``peak_private`` counts only the process's own memory
+    (resident minus file-backed and shared pages, ``statm``'s second field minus its third): what a probe
+    needs the RAM for.
+    """
 
     def __init__(self, every_s: float = 0.02) -> None:
-        self.every_s, self.peak, self._stop = every_s, 0, threading.Event()
+        self.every_s, self.peak, self.peak_private, self._stop = every_s, 0, 0, threading.Event()
         self._page = os.sysconf("SC_PAGE_SIZE")
 
-    def _rss(self) -> int:
+    def _sample(self) -> None:
         with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * self._page
+            resident, shared = (int(v) * self._page for v in f.read().split()[1:3])
+        self.peak, self.peak_private = max(self.peak, resident), max(self.peak_private, resident - shared)
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.peak = max(self.peak, self._rss())
+            self._sample()
             self._stop.wait(self.every_s)
 
     def __enter__(self) -> PeakRSS:
-        self.peak = self._rss()
+        self.peak = self.peak_private = 0
+        self._sample()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
         return self
@@ -63,7 +77,11 @@ class PeakRSS:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
-        self.peak = max(self.peak, self._rss())
+        self._sample()
+
+    def gib(self) -> dict[str, float]:
+        """``peak_rss_gib`` and ``peak_private_gib`` for a result row."""
+        return {"peak_rss_gib": self.peak / GIB, "peak_private_gib": self.peak_private / GIB}
 
 
 def synthetic_features(root: Path, n: int, q: int, dim: int, dtype: str, sources: int = 3, seed: int = 0) -> Path:
@@ -92,12 +110,12 @@ def bench_knn(root: Path, k: int = 20) -> dict[str, Any]:
     fs = load_features(root)
     with PeakRSS() as rss:
         t = time.perf_counter()
-        res = run_knn(fs, ks=[k], progress=False)
+        res, _ = run_knn(fs, ks=[k], progress=False)
         sec = time.perf_counter() - t
     flops = 2 * len(fs.train) * len(fs.val) * fs.dim
     engine = next((n.split(" (")[0].split(": ")[1] for n in res["notes"] if n.startswith("CPU search engine")),
                   "torch")
-    return {"sec": sec, "gflops": flops / sec / 1e9, "peak_rss_gib": rss.peak / GIB, "engine": engine,
+    return {"sec": sec, "gflops": flops / sec / 1e9, **rss.gib(), "engine": engine,
             "top1": res["top1"], "notes": res["notes"]}
 
 
@@ -121,8 +139,31 @@ def bench_linear(root: Path, passes: int = 3, subsample: int = 50_000) -> dict[s
     total_evals = sum(r["evals"] for r in run["selection"]) + max(1, round(np.mean([r["evals"] for r in
                                                                                     run["selection"]])))
     return {"standardizer_sec": fit_std, "sec_per_pass": per_pass, "passes_timed": evals,
-            "peak_rss_gib": rss.peak / GIB, "protocol_passes": total_evals,
+            **rss.gib(), "protocol_passes": total_evals,
             "protocol_sec": fit_std + total_evals * per_pass, "matrix_gib": len(fs.train) * fs.dim * 4 / GIB}
+
+
+def bench_cluster(root: Path) -> dict[str, Any]:
+    """The clustering probe with its defaults over the file (train and val rows); time, rows clustered, peak RSS."""
+    fs = load_features(root)
+    with PeakRSS() as rss:
+        t = time.perf_counter()
+        res, _ = run_cluster(fs)
+        sec = time.perf_counter() - t
+    return {"sec": sec, "rows_clustered": sum(res["cluster_sizes"]), "rows": len(fs.train) + len(fs.val),
+            **rss.gib(), "purity": res["purity"]["value"], "nmi": res["nmi"]["value"]}
+
+
+def bench_extract(images: int, backbone: str, folder: Path) -> dict[str, Any]:
+    """Extraction images/s on this machine (one timed pass after a warm-up, 2 loader workers) and the loader's
+    alone; peak RSS."""
+    from dsbias.bench.extract import measure
+
+    with PeakRSS() as rss:
+        r = measure(images, batch=32, workers=2, repeat=1, backbone=backbone, init="random", folder=str(folder))
+    return {"img_per_s": r["extract"].rate(r["n"]), "loader_img_per_s": r["loader"].rate(r["n"]),
+            "bare_img_per_s": r["bare"].rate(r["n"]), "n": r["n"], "sec": r["extract"].median,
+            "image_size": r["image_size"], **rss.gib()}
 
 
 def make_shards(root: Path, n: int, per_shard: int = 10_000, size: int = 16, seed: int = 0) -> str:
@@ -174,7 +215,7 @@ def bench_manifest(sources: str, n: int, processes: int) -> dict[str, Any]:
         manifest = build_manifest(data, known)
         sec, cpu = time.perf_counter() - t, _cpu_seconds() - cpu0
     return {"sec": sec, "items_per_s": len(manifest) / sec, "cpu_ms_per_item": 1000 * cpu / len(manifest),
-            "peak_rss_gib": rss.peak / GIB, "rows": len(manifest)}
+            **rss.gib(), "rows": len(manifest)}
 
 
 def gemm(dim: int, n: int, q: int) -> float:

@@ -37,6 +37,8 @@ def main(argv: list[str]) -> int:
             print(f"engine {result['engine_img_per_s']:.1f} img/s, with data.cache_decoded "
                   f"{result['engine_cached_img_per_s']:.1f}, plain loop {result['bare_img_per_s']:.1f} img/s: "
                   f"ratios {result['ratio']:.2f} / {result['ratio_cached']:.2f}")
+            print("a loader worker's work, ms per image: " + ", ".join(
+                f"{k} {v:.3f}" for k, v in result["worker_ms_per_image"].items()))
             print(machine_line())
             return 0
         cfg = cli.load(args, default_config="pretrain")

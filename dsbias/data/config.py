@@ -134,9 +134,10 @@ class DataConfig:
             process may use divided among the processes of this machine, at most 10 (Liu & He's setting), see
             :meth:`loader_workers`. Each worker holds ``prefetch_factor`` (2) batches in shared memory
             (``/dev/shm``): give containers ``--shm-size`` or ``--ipc=host`` (docs/pretraining.md).
-        cache_decoded: Keep every image in memory once decoded (and capped), so later epochs only augment it: for
-            data that fits in memory, once per loader worker (workers x images x H x W x 3 bytes). Results are
-            the same: decoding is deterministic and the random augmentation comes after.
+        cache_decoded: Decode (and cap) every image of the split once when the run starts, in the loader's
+            workers, and keep it in the training process, whose loader workers then share it: for data that
+            fits in memory (per training process: images x H x W x 4 bytes). Results are the same: decoding is
+            deterministic and the random augmentation comes after.
         manifest: A manifest written by ``tools/manifest.py`` (``.../manifest.jsonl``): runs read exactly its rows
             instead of sampling; its sources must match ``sources``.
         group: Which images belong together (:class:`GroupConfig`); unset: every image its own group. With

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset
 
 from dsbias.anatomy.resize import cap_short_side
 from dsbias.data.config import DataConfig
@@ -16,6 +17,7 @@ from dsbias.data.manifest import Manifest
 from dsbias.data.sources.base import Source
 from dsbias.data.sources.registry import create_sources
 from dsbias.errors import UserError
+from dsbias.log import progress
 
 
 class DataChangedError(UserError, RuntimeError):
@@ -63,19 +65,47 @@ class MixedDataset(Dataset):
         self.transform = transform
         self.readers = readers
         self.max_short_side = max_short_side
-        self.cache: dict[int, Any] | None = {} if cache else None  # row position -> decoded, capped image
+        self.cache: list[Any] | None = [None] * len(self.index) if cache else None  # row position -> image
 
     @classmethod
-    def from_config(cls, manifest: Manifest, split: str, transform: Callable, data: DataConfig) -> MixedDataset:
-        """Build the readers (and the load-time cap) from the data config the manifest was drawn with."""
-        return cls(manifest, split, transform, create_sources(data), max_short_side=data.max_short_side,
-                   cache=data.cache_decoded)
+    def from_config(cls, manifest: Manifest, split: str, transform: Callable, data: DataConfig,
+                    cache: bool | None = None) -> MixedDataset:
+        """Build the readers (and the load-time cap) from the data config the manifest was drawn with; with
+        ``data.cache_decoded`` (or ``cache``: ``False`` for a single pass over the split, where keeping the
+        images would only cost memory), decode every image of the split now (:meth:`fill_cache`)."""
+        cache = data.cache_decoded if cache is None else cache
+        ds = cls(manifest, split, transform, create_sources(data), max_short_side=data.max_short_side, cache=cache)
+        if cache:
+            ds.fill_cache(data.loader_workers())
+        return ds
+
+    def fill_cache(self, workers: int) -> None:
+        """Decode (and cap) every image once, into this process's memory.
+
+        Done here, before a training loader forks its workers, so that they all read these images (the pages
+        are shared copy-on-write) instead of each decoding and keeping its own copy of what it happens to
+        read. The decoding itself is spread over ``workers`` DataLoader processes (each with its own readers,
+        as in training; 0: in this process).
+        """
+        assert self.cache is not None, "fill_cache: made without cache=True"
+        todo = [i for i, img in enumerate(self.cache) if img is None]
+        loader = DataLoader(_Decode(self), batch_size=64, sampler=todo, num_workers=workers,
+                            collate_fn=list, prefetch_factor=4 if workers else None)
+        for batch in progress(loader, desc=f"decode {self.split} (data.cache_decoded)", unit="batch"):
+            for i, img in batch:
+                self.cache[i] = img
+
+    def with_transform(self, transform: Callable[[Any], Any]) -> MixedDataset:
+        """The same rows (and decoded images, when cached) under another transform, e.g. the eval view."""
+        other = copy.copy(self)
+        other.transform = transform
+        return other
 
     def __len__(self) -> int:
         return len(self.index)
 
     def __getitem__(self, i: int) -> tuple[Any, torch.Tensor, torch.Tensor]:
-        img = None if self.cache is None else self.cache.get(i)
+        img = None if self.cache is None else self.cache[i]
         if img is None:
             img = self.decode_row(self.row(i))
             if self.cache is not None:
@@ -108,3 +138,16 @@ class MixedDataset(Dataset):
     def item(self, i: int) -> str:
         """Row ``i``'s item (a path or key inside its source)."""
         return self.item_bytes[self.item_offsets[i]:self.item_offsets[i + 1]].tobytes().decode()
+
+
+class _Decode(Dataset):
+    """``(position, decoded image)`` of a :class:`MixedDataset`'s rows, for :meth:`MixedDataset.fill_cache`."""
+
+    def __init__(self, ds: MixedDataset) -> None:
+        self.ds = ds
+
+    def __len__(self) -> int:
+        return len(self.ds)
+
+    def __getitem__(self, i: int) -> tuple[int, Any]:
+        return i, self.ds.decode_row(self.ds.row(i))

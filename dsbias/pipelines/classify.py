@@ -58,7 +58,7 @@ def classify(cfg: Config) -> dict[str, Any]:
         val = predict(method, val_ds, accelerator, bs, workers, desc="val")
     train_pred = None
     if cfg.classify.train_top1:
-        train_eval_ds = MixedDataset.from_config(manifest, "train", eval_tf, cfg.data)
+        train_eval_ds = train_ds.with_transform(eval_tf)  # shares the decoded images with data.cache_decoded
         train_pred = predict(method, train_eval_ds, accelerator, bs, workers, desc="train (eval view)")
     # ============ export + report ============
     export_backbone(run, method, cfg, manifest, accelerator)

@@ -77,3 +77,19 @@ def test_the_linear_memory_features_are_three_float32_blobs():
     assert x.dtype == np.float32 and x.shape == (3000, 16) and set(np.unique(y)) == {0, 1, 2}
     means = np.stack([x[y == c].mean(0) for c in range(3)])
     assert np.abs(means[0] - means[1]).mean() > 0.02  # the classes are apart
+
+
+def test_the_linear_memory_check_reads_the_probes_report(monkeypatch):
+    # Its GPU calls stood in for on the CPU: what is checked is the plumbing (the probe returns its report and
+    # its predictions; reading the report as the whole result broke this check on the GPU machine only).
+    from types import SimpleNamespace
+
+    import dsbias.probes.linear as linear
+
+    real = linear.run_linear
+    monkeypatch.setattr(linear, "run_linear", lambda fs, **kw: real(fs, **{**kw, "device": "cpu"}))
+    monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", lambda: None)
+    monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda: 2**30)
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda i: SimpleNamespace(total_memory=140 * 2**30))
+    [r] = gpu_check.check_linear_memory(n=3000, d=16)
+    assert r["ok"] is True and "peak 1.0 GiB of 140 GiB, top-1 0." in r["detail"], r

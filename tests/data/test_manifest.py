@@ -106,19 +106,25 @@ def test_manifest_records_native_metadata(image_folders):
     assert (r["width"], r["height"], r["format"]) == (24, 24, "PNG") and r["bytes"] > 0
 
 
-def test_decoded_image_cache_reads_each_image_once_and_changes_nothing(image_folders):
+@pytest.mark.parametrize("workers", [0, 2])
+def test_decoded_image_cache_decodes_each_image_once_up_front_and_changes_nothing(image_folders, workers):
     from torchvision import transforms as T
+
+    from dsbias.data.sources.registry import create_sources
 
     cfg = folder_cfg(image_folders, "data.per_source={train: 8, val: 2}")
     manifest = build_manifest(cfg.data)
     aug = T.Compose([T.RandomResizedCrop(16), T.RandomHorizontalFlip(), T.PILToTensor()])
     plain = MixedDataset.from_config(manifest, "train", aug, cfg.data)
-    cached = MixedDataset.from_config(manifest, "train", aug, folder_cfg(
-        image_folders, "data.per_source={train: 8, val: 2}", "data.cache_decoded=true").data)
+    cached = MixedDataset(manifest, "train", aug, create_sources(cfg.data), max_short_side=0, cache=True)
     reads = []
     for reader in cached.readers.values():
         real = reader.read
         reader.read = lambda item, real=real: reads.append(item) or real(item)
+    cached.fill_cache(workers)  # with workers, the decoding happens in other processes
+    assert sorted(reads) == ([] if workers else sorted(r["item"] for r in cached.rows))
+    assert all(img is not None for img in cached.cache)
+    reads.clear()
     for epoch in range(2):
         for i in range(len(plain)):
             torch.manual_seed(100 * epoch + i)  # the same random augmentation for both
@@ -126,4 +132,16 @@ def test_decoded_image_cache_reads_each_image_once_and_changes_nothing(image_fol
             torch.manual_seed(100 * epoch + i)
             b = cached[i]
             assert torch.equal(a[0], b[0]) and a[1] == b[1] and a[2] == b[2]
-    assert sorted(reads) == sorted(r["item"] for r in cached.rows)  # decoded once each, over two epochs
+    assert reads == []  # nothing decoded again, over two epochs
+    # The eval view of the same rows shares the decoded images (classification's train top-1).
+    view = cached.with_transform(T.PILToTensor())
+    assert view.cache is cached.cache and torch.equal(view[0][0], T.PILToTensor()(cached.cache[0]))
+    assert reads == [] and cached.transform is aug
+
+
+def test_data_cache_decoded_fills_the_cache_when_the_dataset_is_made(image_folders):
+    cfg = folder_cfg(image_folders, "data.per_source={train: 8, val: 2}", "data.cache_decoded=true",
+                     "data.num_workers=0")
+    ds = MixedDataset.from_config(build_manifest(cfg.data), "val", lambda img: img, cfg.data)
+    assert len(ds.cache) == len(ds) == 2 * len(image_folders)
+    assert all(np.array_equal(np.asarray(img), np.asarray(ds.decode_row(ds.row(i)))) for i, img in enumerate(ds.cache))
