@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import types
 import typing
 from pathlib import Path
@@ -74,11 +75,36 @@ def find_preset(name: str | Path, group: str = "") -> Path:
     raise ConfigError(f"{what}: no preset '{name}.yaml' in {tried}")
 
 
+BOOL_TAG = "tag:yaml.org,2002:bool"
+YAML11_BOOLS = {"yes": True, "no": False, "on": True, "off": False, "y": True, "n": False}
+
+
+class ConfigLoader(yaml.SafeLoader):
+    """PyYAML's safe loader with YAML 1.2's booleans: only ``true``/``false`` (any case).
+
+    PyYAML reads YAML 1.1, where ``yes``/``no``/``on``/``off`` are booleans too, so ``train.mixed_precision=no``
+    (a text option whose default is "no") arrived as ``False`` and was refused. Here those words stay text; a
+    ``bool`` field still takes them (:func:`_coerce`).
+    """
+
+
+ConfigLoader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != BOOL_TAG]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+ConfigLoader.add_implicit_resolver(BOOL_TAG, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+
+
+def load_yaml(stream: Any) -> Any:
+    """Parse YAML text (or an open file) the way configs are read: :class:`ConfigLoader`."""
+    return yaml.load(stream, Loader=ConfigLoader)  # noqa: S506 - a SafeLoader subclass
+
+
 def read_yaml(path: str | Path) -> dict[str, Any]:
     """Read a YAML mapping; an empty file is an empty mapping. Errors name the file, line and column."""
     try:
         with open(path) as f:
-            data = yaml.safe_load(f)
+            data = load_yaml(f)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
@@ -142,6 +168,8 @@ def _coerce(value: Any, tp: Any, key: str, origin: str) -> Any:
             raise fail()
         return merge(tp(), value, origin, prefix=key)
     if tp is bool:
+        if isinstance(value, str) and value.lower() in YAML11_BOOLS:
+            return YAML11_BOOLS[value.lower()]  # YAML 1.1's words, which the loader leaves as text
         if not isinstance(value, bool):
             raise fail()
         return value
@@ -214,7 +242,7 @@ def parse_override(override: str) -> dict[str, Any]:
     if not key:
         raise ConfigError(f"override '{override}': empty key")
     try:
-        value = yaml.safe_load(raw) if raw != "" else ""
+        value = load_yaml(raw) if raw != "" else ""
     except yaml.YAMLError:
         value = raw  # e.g. a path with a colon: keep it as text
     data: dict[str, Any] = {}

@@ -42,6 +42,21 @@ def test_exponent_float_without_dot():
         load_config(None, ["data=toy", "optim.lr=fast"])
 
 
+def test_yes_no_on_off_are_text_for_text_options_and_booleans_for_switches(tmp_path: Path):
+    # YAML 1.1 (PyYAML) reads `no` as False: `train.mixed_precision=no`, its own default, was refused.
+    cfg = load_config(None, ["data=toy", "train.mixed_precision=no", "train.extract=off", "train.compile=Yes",
+                             "out=no"])
+    assert (cfg.train.mixed_precision, cfg.train.extract, cfg.train.compile, cfg.out) == ("no", False, True, "no")
+    path = tmp_path / "run.yaml"
+    path.write_text("train:\n  mixed_precision: no\n  extract: no\n  channels_last: on\n")
+    cfg = load_config(path, ["data=toy"])
+    assert (cfg.train.mixed_precision, cfg.train.extract, cfg.train.channels_last) == ("no", False, True)
+    assert load_config(path, ["data=toy"]) == load_config(None, [
+        "data=toy", "train.mixed_precision=no", "train.extract=false", "train.channels_last=TRUE"])
+    with pytest.raises(ConfigError, match="train.extract: expected bool"):
+        load_config(None, ["data=toy", "train.extract=maybe"])
+
+
 def test_group_path_loads_user_file(tmp_path: Path):
     f = tmp_path / "mine.yaml"
     f.write_text("sources:\n  - {name: a, kind: folder, path: /x}\n  - {name: b, kind: folder, path: /y}\n"
