@@ -134,7 +134,8 @@ def bare_file_loop(cfg: Config, manifest: Manifest, steps: int, interval: int = 
     AdamW``. Timed over whole intervals, as the engine logs its rate, so that waits for data count in both."""
     torch.manual_seed(cfg.train.seed)
     method = create_method(cfg, len(manifest.sources))
-    data = _Decoded(MixedDataset.from_config(manifest, "train", method.create_train_transform(), cfg.data))
+    data = _Decoded(MixedDataset.from_config(manifest, "train", method.create_train_transform(), cfg.data,
+                                             cache=False))  # _Decoded decodes every image itself
     loader = create_loader(data, cfg.train.batch_size, shuffle=True, seed=cfg.train.seed,
                            num_workers=cfg.data.loader_workers(), drop_last=True)
     optimizer = torch.optim.AdamW([p for p in method.parameters() if p.requires_grad],
@@ -207,11 +208,12 @@ def bench_engine_files(cfg: Config, steps: int, workdir: str | Path) -> dict[str
         r = bench_engine_only(c, steps, Path(workdir) / f"cache-{cache}")
         out[f"engine{'_cached' if cache else ''}_img_per_s"] = r
     interval = max(1, steps // 10)  # the engine's log interval (bench_engine_only)
-    bare = bare_file_loop(cfg, Manifest.load(RunDir.at(Path(workdir) / "cache-False").manifest), steps, interval)
+    manifest = Manifest.load(RunDir.at(Path(workdir) / "cache-False").manifest)
+    bare = bare_file_loop(cfg, manifest, steps, interval)
     out["bare_img_per_s"] = bare.rate(b * interval)
     out["ratio"] = out["engine_img_per_s"] / out["bare_img_per_s"]
     out["ratio_cached"] = out["engine_cached_img_per_s"] / out["bare_img_per_s"]
-    out["worker_ms_per_image"] = loader_costs(cfg, Manifest.load(RunDir.at(Path(workdir) / "cache-False").manifest))
+    out["worker_ms_per_image"] = loader_costs(cfg, manifest)
     return out
 
 
