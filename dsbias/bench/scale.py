@@ -16,8 +16,7 @@ Stages (each optional):
   its share, merged into the single-process manifest), and the extrapolation to 3M images on a 64-core node.
 
 Peak RSS, all of it and the process's own, is sampled from ``/proc/self/statm`` during each stage
-(:class:`PeakRSS`): ``ru_maxrss`` only grows, so
-it cannot tell the stages of one process apart.
+(:class:`PeakRSS`): ``ru_maxrss`` only grows, so it cannot tell the stages of one process apart.
 """
 
 from __future__ import annotations
